@@ -123,13 +123,18 @@ impl std::error::Error for ConfigError {}
 
 /// Parse and check a configuration text.
 pub fn parse(_text: &str) -> Result<Config, ConfigError> {
-    Err(ConfigError { path: String::new(), message: "loader not written yet".into() })
+    Err(ConfigError {
+        path: String::new(),
+        message: "loader not written yet".into(),
+    })
 }
 
 /// Read `path` and `parse` it.
 pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { path: String::new(), message: format!("cannot read: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
     parse(&text)
 }
 

@@ -1,1 +1,787 @@
-//! placeholder
+//! One event loop per core: it owns a `mio::Poll`, its own `SO_REUSEPORT` socket for
+//! every listener, the connections it accepted, and the client requests waiting on
+//! backends. Nothing here blocks: backends are reached with `try_send` and answer
+//! through the loop's completion channel and waker.
+//!
+//! Readiness is kept as data per connection (`readable`/`writable`), cleared only on
+//! `WouldBlock`, and every connection and listener is served with a budget so one
+//! busy client cannot starve the others; a connection that used its budget is put on
+//! `again` and served before the next wait.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::backend::{Completion, Job, LoopNotifier, Reply};
+use crate::batch::{AckTracker, Answer};
+use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
+use crate::http::{response, write};
+use crate::relay::Shared;
+
+/// Token of the loop's waker; listeners use their index, connections start at
+/// `FIRST_CONN` and are never reused, so a stale event can never hit a new connection.
+const WAKER: Token = Token(usize::MAX - 1);
+const FIRST_CONN: usize = 1 << 20;
+
+/// Reads per connection per turn before others get theirs.
+const READ_BUDGET: usize = 16;
+/// Accepts per listener per turn.
+const ACCEPT_BUDGET: usize = 128;
+/// Bytes asked of the kernel per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Unsent answers above this stop a pipelining client's next requests from being
+/// parsed until it reads what it was sent.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+/// How often deadlines are checked; timeouts are accurate to this.
+const TICK: Duration = Duration::from_millis(50);
+/// Extra time a client request gets beyond the largest backend timeout, so a
+/// worker's own timeout (and its precise answer) normally arrives first.
+const ANSWER_GRACE: Duration = Duration::from_millis(250);
+
+/// Where a connection is in its current request.
+enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Head parsed; receiving the body.
+    Body {
+        head: Head,
+        body: Vec<u8>,
+        framing: BodyFraming,
+    },
+    /// Request handed to backends; the answer comes from a completion.
+    Waiting(InFlight),
+}
+
+enum BodyFraming {
+    Length(usize),
+    Chunked(ChunkedDecoder),
+}
+
+struct InFlight {
+    request: u64,
+    tracker: AckTracker,
+    deadline: Instant,
+    keep_alive: bool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    listener: usize,
+    readable: bool,
+    writable: bool,
+    /// Unparsed input is `rbuf[rpos..]`; bytes before `rpos` were consumed and are
+    /// dropped when the buffer is compacted.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    scanner: HeadScanner,
+    phase: Phase,
+    /// Output not yet accepted by the kernel is `wbuf[wpos..]`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// The client sent FIN: answer what is buffered, then close.
+    peer_closed: bool,
+    /// Close once `wbuf` is flushed (error answers, `Connection: close`, shutdown).
+    close_after_flush: bool,
+    /// Last time the client sent bytes (read-timeout and idle-timeout run from here).
+    last_input: Instant,
+}
+
+impl Conn {
+    fn pending_output(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    fn has_partial_request(&self) -> bool {
+        matches!(self.phase, Phase::Body { .. }) || self.rpos < self.rbuf.len()
+    }
+}
+
+/// Outcome of one I/O attempt.
+enum Io {
+    Progress,
+    WouldBlock,
+    Closed,
+    Error,
+}
+
+pub struct EventLoop {
+    id: usize,
+    poll: Poll,
+    shared: Arc<Shared>,
+    listeners: Vec<Option<TcpListener>>,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
+    notifier: Arc<LoopNotifier>,
+    completions: Receiver<Completion>,
+    next_request: u64,
+    /// Connections and listeners with readiness left after their budget.
+    again: Vec<Token>,
+    now: Instant,
+    now_ns: i64,
+    last_tick: Instant,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl EventLoop {
+    /// Bind this loop's sockets. Called on the starting thread so bind errors surface
+    /// before anything runs.
+    pub fn new(id: usize, shared: Arc<Shared>) -> io::Result<(EventLoop, Arc<LoopNotifier>)> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for (i, l) in shared.http.iter().enumerate() {
+            let mut listener = crate::net::bind_tcp(l.config.bind_addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", l.config.bind_addr),
+                )
+            })?;
+            poll.registry()
+                .register(&mut listener, Token(i), Interest::READABLE)?;
+            listeners.push(Some(listener));
+        }
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let notifier = Arc::new(LoopNotifier::new(tx, waker));
+        let now = Instant::now();
+        let lp = EventLoop {
+            id,
+            poll,
+            shared,
+            listeners,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            notifier: notifier.clone(),
+            completions: rx,
+            next_request: 0,
+            again: Vec::new(),
+            now,
+            now_ns: 0,
+            last_tick: now,
+            shutdown_deadline: None,
+        };
+        Ok((lp, notifier))
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut again = Vec::new();
+        loop {
+            let timeout = if self.again.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    crate::error!("poll failed; loop stops", event_loop = self.id, error = e);
+                    return;
+                }
+            }
+            self.clock();
+            std::mem::swap(&mut again, &mut self.again);
+            for token in again.drain(..) {
+                self.dispatch(token, false, false);
+            }
+            for event in events.iter() {
+                let token = event.token();
+                if token == WAKER {
+                    self.drain_completions();
+                    continue;
+                }
+                // Errors and hang-ups surface as a failed read or write.
+                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                let writable = event.is_writable() || event.is_write_closed();
+                self.dispatch(token, readable, writable);
+            }
+            if self.now.duration_since(self.last_tick) >= TICK {
+                self.last_tick = self.now;
+                self.drain_completions();
+                self.check_deadlines();
+                if self.check_shutdown() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One timestamp per pass: every request of a pass is stamped with the same time.
+    fn clock(&mut self) {
+        self.now = Instant::now();
+        let ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        self.now_ns = i64::try_from(ns).unwrap_or(i64::MAX);
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
+        if token.0 < self.listeners.len() {
+            self.accept(token.0);
+        } else if let Some(conn) = self.conns.get_mut(&token.0) {
+            conn.readable |= readable;
+            conn.writable |= writable;
+            self.drive(token.0);
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        let Some(listener) = self.listeners[index].as_ref() else {
+            return;
+        };
+        let shared = &self.shared.http[index];
+        let stats = &shared.stats[self.id];
+        for _ in 0..ACCEPT_BUDGET {
+            match listener.accept() {
+                Ok((mut stream, _peer)) => {
+                    let open = shared.open_connections.fetch_add(1, Ordering::Relaxed);
+                    if open >= shared.config.max_connections {
+                        // Over the limit: close at once so the client sees it quickly
+                        // and everyone already connected keeps being served.
+                        shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                        stats.connections_rejected.inc();
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                        crate::warn!("cannot register connection", error = e);
+                        continue;
+                    }
+                    stats.connections_open.add(1);
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            stream,
+                            listener: index,
+                            // Data may already be waiting; try before the first event.
+                            readable: true,
+                            writable: true,
+                            rbuf: Vec::new(),
+                            rpos: 0,
+                            scanner: HeadScanner::default(),
+                            phase: Phase::Head,
+                            wbuf: Vec::new(),
+                            wpos: 0,
+                            peer_closed: false,
+                            close_after_flush: false,
+                            last_input: self.now,
+                        },
+                    );
+                    self.again.push(Token(token));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: retry on the next pass rather than spin.
+                    static LIMIT: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+                    if let Some(suppressed) = LIMIT.check() {
+                        crate::error!(
+                            "accept failed",
+                            listener = shared.config.name,
+                            error = e,
+                            suppressed = suppressed
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        self.again.push(Token(index));
+    }
+
+    /// Serve one connection as far as its readiness and budget allow.
+    fn drive(&mut self, token: usize) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let mut reads = 0;
+        let keep = loop {
+            // Answers first: they free the client to send more.
+            if conn.pending_output() > 0 && conn.writable {
+                match flush(&mut conn) {
+                    Io::Progress | Io::WouldBlock => {}
+                    Io::Closed | Io::Error => break false,
+                }
+            }
+            if conn.pending_output() == 0 && conn.close_after_flush {
+                break false;
+            }
+            // Parse and act on everything already buffered; flush what that queued.
+            if self.process(token, &mut conn) || (conn.pending_output() > 0 && conn.writable) {
+                continue;
+            }
+            let can_read = !matches!(conn.phase, Phase::Waiting(_))
+                && !conn.peer_closed
+                && !conn.close_after_flush
+                && conn.pending_output() < MAX_PENDING_OUTPUT;
+            if !(can_read && conn.readable) {
+                if conn.peer_closed
+                    && !matches!(conn.phase, Phase::Waiting(_))
+                    && conn.pending_output() == 0
+                {
+                    break false;
+                }
+                break true;
+            }
+            if reads == READ_BUDGET {
+                self.again.push(Token(token));
+                break true;
+            }
+            reads += 1;
+            match self.read(&mut conn) {
+                Io::Progress => conn.last_input = self.now,
+                Io::WouldBlock => conn.readable = false,
+                Io::Closed => conn.peer_closed = true,
+                Io::Error => break false,
+            }
+        };
+        if keep {
+            self.conns.insert(token, conn);
+        } else {
+            self.close(conn);
+        }
+    }
+
+    fn read(&mut self, conn: &mut Conn) -> Io {
+        // A body of known length is read straight into its own buffer: no copy.
+        let target = match &mut conn.phase {
+            Phase::Body {
+                body,
+                framing: BodyFraming::Length(len),
+                ..
+            } if conn.rpos == conn.rbuf.len() => {
+                let want = (*len - body.len()).min(READ_CHUNK);
+                Some((body, want))
+            }
+            _ => None,
+        };
+        let (buf, want) = match target {
+            Some((body, want)) => (body, want),
+            None => {
+                if conn.rpos == conn.rbuf.len() {
+                    conn.rbuf.clear();
+                    conn.rpos = 0;
+                } else if conn.rpos > conn.rbuf.len() / 2 {
+                    conn.rbuf.drain(..conn.rpos);
+                    conn.rpos = 0;
+                }
+                (&mut conn.rbuf, READ_CHUNK)
+            }
+        };
+        if want == 0 {
+            return Io::Progress;
+        }
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let result = loop {
+            match conn.stream.read(&mut buf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                buf.truncate(start);
+                Io::Closed
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                self.shared.http[conn.listener].stats[self.id]
+                    .bytes_in
+                    .add(n as u64);
+                Io::Progress
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf.truncate(start);
+                Io::WouldBlock
+            }
+            Err(_) => {
+                buf.truncate(start);
+                Io::Error
+            }
+        }
+    }
+
+    /// Advance the request state machine over buffered input. `true` if something
+    /// changed that is worth another turn (an answer was queued).
+    fn process(&mut self, token: usize, conn: &mut Conn) -> bool {
+        let max_body = self.shared.http[conn.listener].config.max_body_size;
+        loop {
+            if conn.close_after_flush || conn.pending_output() >= MAX_PENDING_OUTPUT {
+                return false;
+            }
+            match &mut conn.phase {
+                Phase::Waiting(_) => return false,
+                Phase::Head => {
+                    let input = &conn.rbuf[conn.rpos..];
+                    if input.is_empty() {
+                        return false;
+                    }
+                    let end = match conn.scanner.find_end(input) {
+                        Ok(Some(end)) => end,
+                        Ok(None) => return false,
+                        Err(reject) => {
+                            self.reject(conn, reject);
+                            return true;
+                        }
+                    };
+                    let head = match request::parse_head(&input[..end], max_body) {
+                        Ok(head) => head,
+                        Err(reject) => {
+                            self.reject(conn, reject);
+                            return true;
+                        }
+                    };
+                    conn.rpos += end;
+                    let framing = match head.body {
+                        BodyKind::None => {
+                            self.handle(token, conn, head, Vec::new());
+                            continue;
+                        }
+                        BodyKind::Length(n) => BodyFraming::Length(n),
+                        BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
+                    };
+                    let capacity = match framing {
+                        BodyFraming::Length(n) => n,
+                        BodyFraming::Chunked(_) => 0,
+                    };
+                    let complete_here = matches!(framing, BodyFraming::Length(n) if conn.rbuf.len() - conn.rpos >= n);
+                    if head.expect_continue && !complete_here {
+                        conn.wbuf.extend_from_slice(response::CONTINUE);
+                    }
+                    conn.phase = Phase::Body {
+                        head,
+                        body: Vec::with_capacity(capacity),
+                        framing,
+                    };
+                }
+                Phase::Body { body, framing, .. } => {
+                    let input = &conn.rbuf[conn.rpos..];
+                    let done = match framing {
+                        BodyFraming::Length(len) => {
+                            let take = input.len().min(*len - body.len());
+                            body.extend_from_slice(&input[..take]);
+                            conn.rpos += take;
+                            body.len() == *len
+                        }
+                        BodyFraming::Chunked(decoder) => {
+                            match decoder.decode(input, body, max_body) {
+                                Ok(used) => {
+                                    conn.rpos += used;
+                                    decoder.is_done()
+                                }
+                                Err(reject) => {
+                                    self.reject(conn, reject);
+                                    return true;
+                                }
+                            }
+                        }
+                    };
+                    if !done {
+                        return false;
+                    }
+                    let Phase::Body { head, body, .. } =
+                        std::mem::replace(&mut conn.phase, Phase::Head)
+                    else {
+                        return false;
+                    };
+                    self.handle(token, conn, head, body);
+                }
+            }
+        }
+    }
+
+    /// A framing error: answer and close, since what follows cannot be delimited.
+    fn reject(&mut self, conn: &mut Conn, reject: Reject) {
+        self.count_answer(conn.listener, reject.status);
+        response::error(&mut conn.wbuf, reject.status, reject.message, "", true);
+        conn.close_after_flush = true;
+        conn.phase = Phase::Head;
+    }
+
+    /// Route one complete request.
+    fn handle(&mut self, token: usize, conn: &mut Conn, head: Head, body: Vec<u8>) {
+        let listener = &self.shared.http[conn.listener];
+        listener.stats[self.id].requests.inc();
+        let close = !head.keep_alive || self.shutdown_deadline.is_some();
+        let out = &mut conn.wbuf;
+        let status = match (head.path.as_str(), head.method) {
+            ("/ping", Method::Get | Method::Head) => {
+                response::no_content(out, close);
+                204
+            }
+            ("/write", Method::Post) => match self.write(token, conn.listener, head, body) {
+                Ok(Some(in_flight)) => {
+                    conn.phase = Phase::Waiting(InFlight {
+                        keep_alive: !close,
+                        ..in_flight
+                    });
+                    return;
+                }
+                Ok(None) => {
+                    response::no_content(out, close);
+                    204
+                }
+                Err(e) => {
+                    response::error(out, e.status, &e.message, "", close);
+                    e.status
+                }
+            },
+            ("/write", Method::Options) => {
+                response::full(out, 204, "text/plain", "Allow: POST\r\n", b"", close, true);
+                204
+            }
+            ("/write", _) => {
+                response::error(out, 405, "invalid write method", "Allow: POST\r\n", close);
+                405
+            }
+            ("/health" | "/status" | "/metrics", Method::Get | Method::Head) => {
+                let page = crate::relay::observe(&self.shared, &head.path);
+                response::full(
+                    out,
+                    page.status,
+                    page.content_type,
+                    "",
+                    &page.body,
+                    close,
+                    head.method == Method::Head,
+                );
+                page.status
+            }
+            _ => {
+                response::error(out, 404, "invalid write endpoint", "", close);
+                404
+            }
+        };
+        conn.close_after_flush |= close;
+        self.count_answer(conn.listener, status);
+    }
+
+    fn write(
+        &mut self,
+        token: usize,
+        listener: usize,
+        head: Head,
+        body: Vec<u8>,
+    ) -> Result<Option<InFlight>, write::WriteError> {
+        let shared = &self.shared.http[listener];
+        let body = if head.gzip {
+            request::gunzip(&body, shared.config.max_body_size).map_err(|r| write::WriteError {
+                status: r.status,
+                message: r.message.to_string(),
+            })?
+        } else {
+            body
+        };
+        let Some(batch) = write::prepare(
+            &shared.write,
+            &head.query,
+            head.authorization,
+            body,
+            self.now_ns,
+        )?
+        else {
+            return Ok(None);
+        };
+        shared.stats[self.id].points_in.add(batch.points as u64);
+        let batch = Arc::new(batch);
+        let request = self.next_request;
+        self.next_request += 1;
+        for (i, backend) in shared.backends.iter().enumerate() {
+            let reply = Reply {
+                notifier: self.notifier.clone(),
+                token: token as u64,
+                request,
+                backend: i,
+            };
+            backend.submit(Job {
+                batch: batch.clone(),
+                reply: Some(reply),
+            });
+        }
+        Ok(Some(InFlight {
+            request,
+            tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
+            deadline: self.now + shared.answer_timeout + ANSWER_GRACE,
+            keep_alive: true,
+        }))
+    }
+
+    fn count_answer(&self, listener: usize, status: u16) {
+        let stats = &self.shared.http[listener].stats[self.id];
+        match status {
+            200..=299 => stats.answered_2xx.inc(),
+            400..=499 => stats.answered_4xx.inc(),
+            _ => stats.answered_5xx.inc(),
+        }
+    }
+
+    fn drain_completions(&mut self) {
+        self.notifier.disarm();
+        let mut finished = Vec::new();
+        while let Ok(c) = self.completions.try_recv() {
+            let Some(conn) = self.conns.get_mut(&(c.token as usize)) else {
+                continue;
+            };
+            let Phase::Waiting(in_flight) = &mut conn.phase else {
+                continue;
+            };
+            if in_flight.request != c.request {
+                continue;
+            }
+            if let Some(answer) = in_flight.tracker.record(c.outcome) {
+                finished.push((c.token as usize, answer));
+            }
+        }
+        for (token, answer) in finished {
+            self.answer(token, answer);
+        }
+    }
+
+    /// Send the decided answer of a waiting request and carry on with the connection.
+    fn answer(&mut self, token: usize, answer: Answer) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let Phase::Waiting(in_flight) = std::mem::replace(&mut conn.phase, Phase::Head) else {
+            return;
+        };
+        let close = !in_flight.keep_alive || self.shutdown_deadline.is_some();
+        let status = match answer {
+            Answer::NoContent => {
+                response::no_content(&mut conn.wbuf, close);
+                204
+            }
+            Answer::Error { status, body } => {
+                response::full(
+                    &mut conn.wbuf,
+                    status,
+                    "application/json",
+                    "",
+                    &body,
+                    close,
+                    false,
+                );
+                status
+            }
+        };
+        conn.close_after_flush |= close;
+        let listener = conn.listener;
+        self.count_answer(listener, status);
+        self.drive(token);
+    }
+
+    fn check_deadlines(&mut self) {
+        let now = self.now;
+        let mut expired = Vec::new();
+        let mut timed_out = Vec::new();
+        let mut idle = Vec::new();
+        for (&token, conn) in self.conns.iter_mut() {
+            let cfg = &self.shared.http[conn.listener].config;
+            match &mut conn.phase {
+                Phase::Waiting(in_flight) => {
+                    if now >= in_flight.deadline {
+                        if let Some(answer) = in_flight.tracker.expire() {
+                            expired.push((token, answer));
+                        }
+                    }
+                }
+                _ => {
+                    let quiet = now.duration_since(conn.last_input);
+                    if conn.has_partial_request() && !conn.close_after_flush {
+                        if quiet >= cfg.read_timeout {
+                            timed_out.push(token);
+                        }
+                    } else if conn.pending_output() > 0 {
+                        // A client that stopped reading its answers.
+                        if quiet >= cfg.idle_timeout {
+                            idle.push(token);
+                        }
+                    } else if quiet >= cfg.idle_timeout || self.shutdown_deadline.is_some() {
+                        idle.push(token);
+                    }
+                }
+            }
+        }
+        for (token, answer) in expired {
+            self.answer(token, answer);
+        }
+        for token in timed_out {
+            if let Some(mut conn) = self.conns.remove(&token) {
+                self.count_answer(conn.listener, 408);
+                response::error(&mut conn.wbuf, 408, "request timed out", "", true);
+                conn.close_after_flush = true;
+                conn.phase = Phase::Head;
+                conn.writable = true;
+                self.conns.insert(token, conn);
+                self.drive(token);
+            }
+        }
+        for token in idle {
+            if let Some(conn) = self.conns.remove(&token) {
+                self.close(conn);
+            }
+        }
+    }
+
+    /// `true` when the loop should exit.
+    fn check_shutdown(&mut self) -> bool {
+        if !self.shared.shutdown.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.shutdown_deadline.is_none() {
+            // Stop accepting; in-flight requests are still answered.
+            for (i, listener) in self.listeners.iter_mut().enumerate() {
+                if let Some(mut l) = listener.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                    crate::debug!(
+                        "listener closed",
+                        event_loop = self.id,
+                        listener = self.shared.http[i].config.name
+                    );
+                }
+            }
+            self.shutdown_deadline = Some(self.now + self.shared.shutdown_timeout);
+            self.check_deadlines();
+        }
+        self.conns.is_empty() || self.shutdown_deadline.is_some_and(|d| self.now >= d)
+    }
+
+    fn close(&mut self, mut conn: Conn) {
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let shared = &self.shared.http[conn.listener];
+        shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+        shared.stats[self.id].connections_open.sub(1);
+    }
+}
+
+/// Write queued output until done or `WouldBlock`.
+fn flush(conn: &mut Conn) -> Io {
+    while conn.wpos < conn.wbuf.len() {
+        match conn.stream.write(&conn.wbuf[conn.wpos..]) {
+            Ok(0) => return Io::Closed,
+            Ok(n) => conn.wpos += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.writable = false;
+                return Io::WouldBlock;
+            }
+            Err(_) => return Io::Error,
+        }
+    }
+    conn.wbuf.clear();
+    conn.wpos = 0;
+    Io::Progress
+}

@@ -1,1 +1,165 @@
-//! placeholder
+//! Start-up and shutdown: backends first (so loops have somewhere to send), then one
+//! event loop per thread, each with its own sockets. Shutdown runs the other way.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, BackendHandle, LoopNotifier};
+use crate::config::{Config, HttpConfig};
+use crate::event_loop::EventLoop;
+use crate::http::write::WriteSettings;
+use crate::metrics::ListenerStats;
+
+/// State every loop reads; written only at start-up, except the atomics.
+pub struct Shared {
+    pub shutdown: AtomicBool,
+    pub shutdown_timeout: Duration,
+    pub http: Vec<HttpListener>,
+    pub started: Instant,
+}
+
+pub struct HttpListener {
+    pub config: HttpConfig,
+    pub write: WriteSettings,
+    pub backends: Vec<BackendHandle>,
+    /// The longest a client waits for its answer: the largest output timeout.
+    pub answer_timeout: Duration,
+    /// Connections open across all loops (the `max-connections` limit).
+    pub open_connections: AtomicUsize,
+    /// One per event loop, indexed by loop id.
+    pub stats: Vec<Arc<ListenerStats>>,
+}
+
+/// A running relay.
+pub struct Relay {
+    shared: Arc<Shared>,
+    loops: Vec<JoinHandle<()>>,
+    notifiers: Vec<Arc<LoopNotifier>>,
+    backends: Vec<Backend>,
+}
+
+impl Relay {
+    pub fn start(config: &Config) -> std::io::Result<Relay> {
+        let threads = config.threads.max(1);
+        let mut http = Vec::new();
+        let mut backends = Vec::new();
+        for l in &config.http {
+            let mut handles = Vec::new();
+            for output in &l.outputs {
+                let (handle, backend) = Backend::start(&l.name, output)?;
+                handles.push(handle);
+                backends.push(backend);
+            }
+            http.push(HttpListener {
+                config: l.clone(),
+                write: WriteSettings {
+                    default_retention_policy: l.default_retention_policy.clone(),
+                },
+                backends: handles,
+                answer_timeout: l
+                    .outputs
+                    .iter()
+                    .map(|o| o.timeout)
+                    .max()
+                    .unwrap_or(Duration::from_secs(10)),
+                open_connections: AtomicUsize::new(0),
+                stats: (0..threads)
+                    .map(|_| Arc::new(ListenerStats::default()))
+                    .collect(),
+            });
+        }
+        let shared = Arc::new(Shared {
+            shutdown: AtomicBool::new(false),
+            shutdown_timeout: config.shutdown_timeout,
+            http,
+            started: Instant::now(),
+        });
+        let mut loops = Vec::new();
+        let mut notifiers = Vec::new();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for id in 0..threads {
+            let (event_loop, notifier) = EventLoop::new(id, shared.clone())?;
+            notifiers.push(notifier);
+            let pin = config.pin_threads.then_some(id % cores);
+            let handle = std::thread::Builder::new()
+                .name(format!("loop-{id}"))
+                .spawn(move || {
+                    if let Some(core) = pin {
+                        pin_to_core(core);
+                    }
+                    event_loop.run();
+                })?;
+            loops.push(handle);
+        }
+        for l in &shared.http {
+            crate::info!(
+                "listening",
+                listener = l.config.name,
+                addr = l.config.bind_addr,
+                ack = format!("{:?}", l.config.ack).to_lowercase(),
+                outputs = l.backends.len(),
+                threads = threads,
+            );
+        }
+        Ok(Relay {
+            shared,
+            loops,
+            notifiers,
+            backends,
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stop accepting, answer what is in flight (bounded by `shutdown-timeout`), then
+    /// let the backends finish the writes they hold.
+    pub fn shutdown(self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for n in &self.notifiers {
+            n.wake();
+        }
+        for l in self.loops {
+            let _ = l.join();
+        }
+        let deadline = Instant::now() + self.shared.shutdown_timeout;
+        for l in &self.shared.http {
+            for b in &l.backends {
+                b.close(deadline);
+            }
+        }
+        for b in self.backends {
+            b.join();
+        }
+    }
+}
+
+fn pin_to_core(core: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside the set we own, and
+    // sched_setaffinity(0, …) only affects the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            crate::warn!(
+                "cannot pin thread",
+                core = core,
+                error = std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+/// An observability page (`/health`, `/status`, `/metrics`).
+pub struct Page {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+pub fn observe(shared: &Shared, path: &str) -> Page {
+    crate::metrics::render(shared, path)
+}

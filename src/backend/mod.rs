@@ -1,1 +1,307 @@
-//! placeholder
+//! Backend workers: one set per configured output, fed by every event loop through
+//! one bounded channel.
+//!
+//! Each output has `concurrency` sender threads, each with its own keep-alive
+//! [`client::Client`]. A sender takes a job, posts it, and reports the outcome to the
+//! loop that owns the client request (channel + `mio::Waker`, see [`LoopNotifier`]).
+//! Loops only ever `try_send` here; a full channel is a counted *failed* outcome, never
+//! a blocked loop.
+
+pub mod client;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::batch::{Outcome, SharedBatch};
+use crate::config::HttpOutput;
+use crate::metrics::BackendStats;
+use client::Client;
+
+/// Jobs that may wait in one backend's channel. At 100-line writes this is about
+/// 400 000 points of slack before a stalled backend makes writes fail for it.
+pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// How often idle workers look at the shutdown flag.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// A finished backend write, on its way back to the loop that owns the client.
+#[derive(Debug)]
+pub struct Completion {
+    pub token: u64,
+    pub request: u64,
+    pub backend: usize,
+    pub outcome: Outcome,
+}
+
+/// The way back into one event loop: completions go into the channel and the loop's
+/// waker is poked only when the loop is not already due to look (one syscall per
+/// burst, not per completion).
+pub struct LoopNotifier {
+    tx: Sender<Completion>,
+    waker: mio::Waker,
+    armed: AtomicBool,
+}
+
+impl LoopNotifier {
+    pub fn new(tx: Sender<Completion>, waker: mio::Waker) -> LoopNotifier {
+        LoopNotifier {
+            tx,
+            waker,
+            armed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn notify(&self, completion: Completion) {
+        // The receiver lives as long as its loop; a loop that is gone has no client
+        // left to answer.
+        if self.tx.send(completion).is_ok() && !self.armed.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Make the loop look at its shared state (shutdown) now.
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// Called by the loop before it drains its completion channel.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::Release);
+    }
+}
+
+/// Where a job's outcome must be reported.
+pub struct Reply {
+    pub notifier: Arc<LoopNotifier>,
+    pub token: u64,
+    pub request: u64,
+    pub backend: usize,
+}
+
+impl Reply {
+    pub fn send(self, outcome: Outcome) {
+        let Reply {
+            notifier,
+            token,
+            request,
+            backend,
+        } = self;
+        notifier.notify(Completion {
+            token,
+            request,
+            backend,
+            outcome,
+        });
+    }
+}
+
+/// One write for one backend.
+pub struct Job {
+    pub batch: SharedBatch,
+    /// `None` for writes nobody waits for (replays, UDP).
+    pub reply: Option<Reply>,
+}
+
+/// What a loop holds for each backend.
+pub struct BackendHandle {
+    pub name: String,
+    tx: Sender<Job>,
+    pub stats: Arc<BackendStats>,
+    control: Arc<Control>,
+}
+
+/// Shutdown signalling between the relay and a backend's threads.
+#[derive(Default)]
+struct Control {
+    closing: AtomicBool,
+    /// Past this instant, writes still queued are no longer attempted.
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Control {
+    fn past_deadline(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+            && self
+                .deadline
+                .lock()
+                .ok()
+                .and_then(|d| *d)
+                .is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+impl BackendHandle {
+    /// No more jobs will come: finish what is queued by `deadline`, then stop.
+    pub fn close(&self, deadline: Instant) {
+        if let Ok(mut d) = self.control.deadline.lock() {
+            *d = Some(deadline);
+        }
+        self.control.closing.store(true, Ordering::Release);
+    }
+
+    /// Hand `job` to the backend without blocking. A full channel means the backend
+    /// is far behind: the job is reported failed and counted.
+    pub fn submit(&self, job: Job) {
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                self.stats.dropped_queue_full.add(job.batch.points as u64);
+                self.stats.failed_requests.inc();
+                if let Some(reply) = job.reply {
+                    reply.send(Outcome::Failed {
+                        status: None,
+                        body: Arc::from(&b""[..]),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The threads behind one backend; dropping every `BackendHandle` and calling
+/// [`Backend::join`] drains what is queued and stops them.
+pub struct Backend {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Backend {
+    /// Start the workers of `output`, an output of listener `listener`.
+    pub fn start(listener: &str, output: &HttpOutput) -> std::io::Result<(BackendHandle, Backend)> {
+        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let stats = Arc::new(BackendStats::default());
+        let control = Arc::new(Control::default());
+        let shared = Arc::new(Shared {
+            output: output.clone(),
+            listener: listener.to_string(),
+            stats: stats.clone(),
+            control: control.clone(),
+        });
+        let mut threads = Vec::new();
+        for i in 0..output.concurrency.max(1) {
+            let rx: Receiver<Job> = rx.clone();
+            let shared = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("out-{}-{i}", output.name))
+                .spawn(move || sender_loop(&shared, &rx))?;
+            threads.push(t);
+        }
+        Ok((
+            BackendHandle {
+                name: output.name.clone(),
+                tx,
+                stats,
+                control,
+            },
+            Backend { threads },
+        ))
+    }
+
+    /// Wait for the workers to finish the jobs still queued (their channel must be
+    /// disconnected by now).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Shared {
+    output: HttpOutput,
+    listener: String,
+    stats: Arc<BackendStats>,
+    control: Arc<Control>,
+}
+
+static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+
+fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
+    let mut client = Client::new(shared.output.location.clone(), shared.output.timeout);
+    let mut gz = Vec::new();
+    loop {
+        let job = match rx.recv_timeout(IDLE_POLL) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) if shared.control.closing.load(Ordering::Acquire) => {
+                return
+            }
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if shared.control.past_deadline() {
+            // Shutting down and out of time: what is left is lost, and counted.
+            shared.stats.dropped_shutdown.add(job.batch.points as u64);
+            continue;
+        }
+        let outcome = deliver(shared, &mut client, &job.batch, &mut gz);
+        if let Some(reply) = job.reply {
+            reply.send(outcome);
+        }
+    }
+}
+
+/// Post one batch and classify the answer (SPEC §4.4).
+fn deliver(shared: &Shared, client: &mut Client, batch: &SharedBatch, gz: &mut Vec<u8>) -> Outcome {
+    let body: &[u8] = if shared.output.gzip {
+        gz.clear();
+        let mut enc =
+            flate2::write::GzEncoder::new(std::mem::take(gz), flate2::Compression::fast());
+        let _ = std::io::Write::write_all(&mut enc, &batch.body);
+        *gz = enc.finish().unwrap_or_default();
+        gz
+    } else {
+        &batch.body
+    };
+    let stats = &shared.stats;
+    match client.post(
+        &batch.query,
+        batch.auth.as_deref(),
+        body,
+        shared.output.gzip,
+    ) {
+        Ok(resp) if (200..300).contains(&resp.status) => {
+            stats.delivered_requests.inc();
+            stats.delivered_points.add(batch.points as u64);
+            stats.delivered_bytes.add(batch.body.len() as u64);
+            Outcome::Delivered
+        }
+        Ok(resp) if (400..500).contains(&resp.status) => {
+            stats.rejected_requests.inc();
+            Outcome::Rejected {
+                status: resp.status,
+                body: Arc::from(resp.body),
+            }
+        }
+        Ok(resp) => {
+            stats.failed_requests.inc();
+            log_failure(shared, &format!("status {}", resp.status));
+            Outcome::Failed {
+                status: Some(resp.status),
+                body: Arc::from(resp.body),
+            }
+        }
+        Err(e) => {
+            stats.failed_requests.inc();
+            log_failure(shared, &e);
+            Outcome::Failed {
+                status: None,
+                body: Arc::from(&b""[..]),
+            }
+        }
+    }
+}
+
+fn log_failure(shared: &Shared, what: &dyn std::fmt::Display) {
+    if let Some(suppressed) = FAILURE_LOG.check() {
+        crate::warn!(
+            "backend write failed",
+            listener = shared.listener,
+            backend = shared.output.name,
+            location = shared.output.location.url,
+            error = what,
+            suppressed = suppressed,
+        );
+    }
+}

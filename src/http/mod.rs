@@ -1,1 +1,5 @@
-//! placeholder
+//! HTTP ingest: request framing (sans-I/O), the write handler and pre-built answers.
+
+pub mod request;
+pub mod response;
+pub mod write;

@@ -1,0 +1,321 @@
+//! A blocking HTTP/1.1 client for one backend connection, owned by one worker thread.
+//!
+//! Workers are plain threads, so blocking I/O with socket timeouts is the simple and
+//! fast choice here: the event loops never wait on it. The connection is kept alive
+//! between writes and re-opened after any error.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::config::Location;
+
+/// Largest response head or body we accept from a backend; InfluxDB's answers to
+/// writes are small JSON documents.
+const MAX_RESPONSE: usize = 1 << 20;
+
+/// A backend answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why a write did not get an answer.
+#[derive(Debug)]
+pub enum SendError {
+    Connect(io::Error),
+    Io(io::Error),
+    Timeout,
+    BadResponse(&'static str),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "cannot connect: {e}"),
+            SendError::Io(e) => write!(f, "connection error: {e}"),
+            SendError::Timeout => f.write_str("timed out"),
+            SendError::BadResponse(what) => write!(f, "bad response: {what}"),
+        }
+    }
+}
+
+fn io_error(e: io::Error) -> SendError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SendError::Timeout,
+        _ => SendError::Io(e),
+    }
+}
+
+pub struct Client {
+    location: Location,
+    timeout: Duration,
+    conn: Option<TcpStream>,
+    /// Request head, rebuilt per request into the same allocation.
+    head: Vec<u8>,
+    rbuf: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(location: Location, timeout: Duration) -> Client {
+        Client {
+            location,
+            timeout,
+            conn: None,
+            head: Vec::with_capacity(512),
+            rbuf: Vec::with_capacity(4096),
+        }
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// `POST <path>?<query>` with `body`; `gzip` says the body is already compressed.
+    pub fn post(
+        &mut self,
+        query: &str,
+        auth: Option<&[u8]>,
+        body: &[u8],
+        gzip: bool,
+    ) -> Result<Response, SendError> {
+        self.build_head(query, auth, body.len(), gzip);
+        let reused = self.conn.is_some();
+        match self.exchange(body) {
+            // A keep-alive connection the backend closed while idle fails before any
+            // byte of an answer; the write did not happen, so one fresh try is safe
+            // (and every line carries a timestamp, so even a repeat would be harmless).
+            Err(SendError::Io(_)) if reused => {
+                self.conn = None;
+                self.exchange(body)
+            }
+            other => other,
+        }
+        .inspect_err(|_| self.conn = None)
+    }
+
+    /// `GET <path>` for health probes (`/ping`).
+    pub fn get(&mut self, path: &str) -> Result<Response, SendError> {
+        self.head.clear();
+        let _ = write!(
+            self.head,
+            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n\r\n",
+            self.location.host, self.location.port
+        );
+        self.exchange(&[]).inspect_err(|_| self.conn = None)
+    }
+
+    fn build_head(&mut self, query: &str, auth: Option<&[u8]>, len: usize, gzip: bool) {
+        let loc = &self.location;
+        self.head.clear();
+        let sep = if query.is_empty() { "" } else { "?" };
+        let _ = write!(
+            self.head,
+            "POST {}{sep}{query} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {len}\r\n",
+            loc.path, loc.host, loc.port
+        );
+        if gzip {
+            self.head.extend_from_slice(b"Content-Encoding: gzip\r\n");
+        }
+        if let Some(auth) = auth {
+            self.head.extend_from_slice(b"Authorization: ");
+            self.head.extend_from_slice(auth);
+            self.head.extend_from_slice(b"\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
+    }
+
+    fn connect(&mut self) -> Result<TcpStream, SendError> {
+        let addrs = (self.location.host.as_str(), self.location.port)
+            .to_socket_addrs()
+            .map_err(SendError::Connect)?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.timeout) {
+                Ok(s) => {
+                    s.set_nodelay(true).map_err(SendError::Connect)?;
+                    s.set_read_timeout(Some(self.timeout))
+                        .map_err(SendError::Connect)?;
+                    s.set_write_timeout(Some(self.timeout))
+                        .map_err(SendError::Connect)?;
+                    return Ok(s);
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(SendError::Timeout),
+                Err(e) => last = e,
+            }
+        }
+        Err(SendError::Connect(last))
+    }
+
+    fn exchange(&mut self, body: &[u8]) -> Result<Response, SendError> {
+        let deadline = Instant::now() + self.timeout;
+        if self.conn.is_none() {
+            self.conn = Some(self.connect()?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SendError::BadResponse("no connection"));
+        };
+        conn.write_all(&self.head).map_err(io_error)?;
+        if !body.is_empty() {
+            conn.write_all(body).map_err(io_error)?;
+        }
+        self.rbuf.clear();
+        let (status, head_len, framing, close) = loop {
+            read_more(conn, &mut self.rbuf, deadline)?;
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.rbuf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let (framing, close) = framing_of(resp.version, resp.headers, status)?;
+                    // 1xx answers precede the real one; skip them.
+                    if (100..200).contains(&status) {
+                        self.rbuf.drain(..n);
+                        continue;
+                    }
+                    break (status, n, framing, close);
+                }
+                Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_RESPONSE => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(SendError::BadResponse("response head too large"))
+                }
+                Err(_) => return Err(SendError::BadResponse("malformed response head")),
+            }
+        };
+        let body = match framing {
+            Framing::Length(len) => {
+                if len > MAX_RESPONSE {
+                    return Err(SendError::BadResponse("response body too large"));
+                }
+                while self.rbuf.len() < head_len + len {
+                    read_more(conn, &mut self.rbuf, deadline)?;
+                }
+                self.rbuf[head_len..head_len + len].to_vec()
+            }
+            Framing::Chunked => read_chunked(conn, &mut self.rbuf, head_len, deadline)?,
+            Framing::UntilClose => {
+                loop {
+                    match read_more(conn, &mut self.rbuf, deadline) {
+                        Ok(()) if self.rbuf.len() <= MAX_RESPONSE => {}
+                        Ok(()) => return Err(SendError::BadResponse("response body too large")),
+                        Err(SendError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.rbuf[head_len..].to_vec()
+            }
+        };
+        if close || matches!(framing, Framing::UntilClose) {
+            self.conn = None;
+        }
+        Ok(Response { status, body })
+    }
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+fn framing_of(
+    version: Option<u8>,
+    headers: &[httparse::Header<'_>],
+    status: u16,
+) -> Result<(Framing, bool), SendError> {
+    let mut close = version == Some(0);
+    let mut framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Length(0)
+    } else {
+        Framing::UntilClose
+    };
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let len = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or(SendError::BadResponse("bad content-length"))?;
+            framing = Framing::Length(len);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if h.value.eq_ignore_ascii_case(b"chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if h.value.eq_ignore_ascii_case(b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    Ok((framing, close))
+}
+
+/// Read at least one more byte into `buf`, respecting the overall `deadline`.
+fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), SendError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(SendError::Timeout);
+    }
+    conn.set_read_timeout(Some(left)).map_err(SendError::Io)?;
+    let start = buf.len();
+    buf.resize(start + 8192, 0);
+    loop {
+        match conn.read(&mut buf[start..]) {
+            Ok(0) => {
+                buf.truncate(start);
+                return Err(SendError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.truncate(start);
+                return Err(io_error(e));
+            }
+        }
+    }
+}
+
+fn read_chunked(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    mut pos: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, SendError> {
+    let mut body = Vec::new();
+    loop {
+        // Chunk-size line.
+        let line_end = loop {
+            if let Some(i) = memchr::memmem::find(&buf[pos..], b"\r\n") {
+                break pos + i;
+            }
+            if buf.len() - pos > 1024 {
+                return Err(SendError::BadResponse("bad chunk size line"));
+            }
+            read_more(conn, buf, deadline)?;
+        };
+        let size_text = std::str::from_utf8(&buf[pos..line_end])
+            .map_err(|_| SendError::BadResponse("bad chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| SendError::BadResponse("bad chunk size"))?;
+        pos = line_end + 2;
+        if body.len() + size > MAX_RESPONSE {
+            return Err(SendError::BadResponse("response body too large"));
+        }
+        while buf.len() < pos + size + 2 {
+            read_more(conn, buf, deadline)?;
+        }
+        if size == 0 {
+            // Trailers are not used by InfluxDB; the last CRLF ends the body.
+            return Ok(body);
+        }
+        body.extend_from_slice(&buf[pos..pos + size]);
+        pos += size + 2;
+    }
+}
