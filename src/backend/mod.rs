@@ -179,6 +179,7 @@ impl Backend {
             listener: listener.to_string(),
             stats: stats.clone(),
             control: control.clone(),
+            output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
         });
         let mut threads = Vec::new();
         for i in 0..output.concurrency.max(1) {
@@ -214,6 +215,8 @@ struct Shared {
     listener: String,
     stats: Arc<BackendStats>,
     control: Arc<Control>,
+    /// `Authorization` value from the output's `http-user`/`http-pass`.
+    output_auth: Option<String>,
 }
 
 static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
@@ -255,12 +258,12 @@ fn deliver(shared: &Shared, client: &mut Client, batch: &SharedBatch, gz: &mut V
         &batch.body
     };
     let stats = &shared.stats;
-    match client.post(
-        &batch.query,
-        batch.auth.as_deref(),
-        body,
-        shared.output.gzip,
-    ) {
+    // Per-output credentials replace the client's, as the original relay does.
+    let auth = match &shared.output_auth {
+        Some(header) => Some(header.as_bytes()),
+        None => batch.auth.as_deref(),
+    };
+    match client.post(&batch.query, auth, body, shared.output.gzip) {
         Ok(resp) if (200..300).contains(&resp.status) => {
             stats.delivered_requests.inc();
             stats.delivered_points.add(batch.points as u64);
