@@ -406,6 +406,17 @@ impl Spool {
                 free,
             });
         }
+        // Only a crafted file can push sequence numbers this far; refuse rather than
+        // wrap, which would break replay order.
+        let Some(after) = self.next_seq.checked_add(recs.len() as u64) else {
+            return Err(SpoolError::Io {
+                path: self.dir.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "sequence numbers exhausted; move the spool directory away",
+                ),
+            });
+        };
         self.clean_dirty()?;
 
         let roll = self
@@ -428,17 +439,6 @@ impl Spool {
         }
 
         self.scratch.clear();
-        // Only a crafted file can push sequence numbers this far; refuse rather than
-        // wrap, which would break replay order.
-        let Some(after) = self.next_seq.checked_add(recs.len() as u64) else {
-            return Err(SpoolError::Io {
-                path: self.dir.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "sequence numbers exhausted; move the spool directory away",
-                ),
-            });
-        };
         for (seq, rec) in (self.next_seq..after).zip(recs) {
             // Cannot fail: every record passed `payload_len` above.
             if let Some(payload) = record::payload_len(rec) {
