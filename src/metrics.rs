@@ -73,6 +73,8 @@ pub struct BackendStats {
     pub dropped_buffer_full: Counter,
     /// Points dropped because the spool was full.
     pub dropped_spool_full: Counter,
+    /// Points dropped because the spool could not be written (disk full, permissions).
+    pub dropped_spool_error: Counter,
     /// Points dropped because they waited longer than `spool-max-age`.
     pub dropped_max_age: Counter,
     /// Points dropped because the backend rejected them (4xx) during replay.

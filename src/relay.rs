@@ -48,7 +48,7 @@ impl Relay {
         for l in &config.http {
             let mut handles = Vec::new();
             for output in &l.outputs {
-                let (handle, backend) = Backend::start(&l.name, output)?;
+                let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir)?;
                 handles.push(handle);
                 backends.push(backend);
             }

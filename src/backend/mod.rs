@@ -8,9 +8,11 @@
 //! a blocked loop.
 
 pub mod client;
+mod queue;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,7 @@ use crate::batch::{Outcome, SharedBatch};
 use crate::config::HttpOutput;
 use crate::metrics::BackendStats;
 use client::Client;
+use queue::{Queue, Store};
 
 /// Jobs that may wait in one backend's channel. At 100-line writes this is about
 /// 400 000 points of slack before a stalled backend makes writes fail for it.
@@ -162,25 +165,62 @@ impl BackendHandle {
     }
 }
 
-/// The threads behind one backend; dropping every `BackendHandle` and calling
-/// [`Backend::join`] drains what is queued and stops them.
+/// The threads behind one backend; [`BackendHandle::close`] then [`Backend::join`]
+/// drains what is queued and stops them.
 pub struct Backend {
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Backend {
-    /// Start the workers of `output`, an output of listener `listener`.
-    pub fn start(listener: &str, output: &HttpOutput) -> std::io::Result<(BackendHandle, Backend)> {
+    /// Start the workers of `output`, an output of listener `listener`; its spool (if
+    /// any) lives under `spool_dir/<listener>/<output>/`.
+    pub fn start(
+        listener: &str,
+        output: &HttpOutput,
+        spool_dir: &Path,
+    ) -> std::io::Result<(BackendHandle, Backend)> {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let stats = Arc::new(BackendStats::default());
         let control = Arc::new(Control::default());
-        let shared = Arc::new(Shared {
+        let store = if output.spool_size > 0 {
+            Some(Store::Disk {
+                spool: None,
+                dir: spool_dir
+                    .join(path_safe(listener))
+                    .join(path_safe(&output.name)),
+                limit: output.spool_size,
+            })
+        } else if output.buffer_size > 0 {
+            Some(Store::Ram {
+                jobs: Default::default(),
+                bytes: 0,
+                limit: output.buffer_size,
+            })
+        } else {
+            None
+        };
+        let mut shared = Shared {
             output: output.clone(),
             listener: listener.to_string(),
             stats: stats.clone(),
             control: control.clone(),
             output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
-        });
+            buffering: store.is_some(),
+            queue: Mutex::new(Queue::new(Store::Ram {
+                jobs: Default::default(),
+                bytes: 0,
+                limit: 0,
+            })),
+            queue_ready: Condvar::new(),
+        };
+        if let Some(mut store) = store {
+            // Reopen the spool now, so replay of what an earlier run left starts at once.
+            if let Store::Disk { spool, dir, limit } = &mut store {
+                *spool = queue::open_spool(&shared, dir, *limit);
+            }
+            shared.queue = Mutex::new(Queue::new(store));
+        }
+        let shared = Arc::new(shared);
         let mut threads = Vec::new();
         for i in 0..output.concurrency.max(1) {
             let rx: Receiver<Job> = rx.clone();
@@ -188,6 +228,17 @@ impl Backend {
             let t = std::thread::Builder::new()
                 .name(format!("out-{}-{i}", output.name))
                 .spawn(move || sender_loop(&shared, &rx))?;
+            threads.push(t);
+        }
+        if shared.buffering {
+            let shared = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("replay-{}", output.name))
+                .spawn(move || {
+                    let mut client =
+                        Client::new(shared.output.location.clone(), shared.output.timeout);
+                    queue::replay_loop(&shared, &mut client);
+                })?;
             threads.push(t);
         }
         Ok((
@@ -201,8 +252,7 @@ impl Backend {
         ))
     }
 
-    /// Wait for the workers to finish the jobs still queued (their channel must be
-    /// disconnected by now).
+    /// Wait for the workers to finish (after [`BackendHandle::close`]).
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
@@ -210,16 +260,42 @@ impl Backend {
     }
 }
 
-struct Shared {
+/// A listener or output name as one directory name: names like
+/// `http://127.0.0.1:9096` must not create subdirectories.
+fn path_safe(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.starts_with('.') {
+        out.replace_range(..1, "%2E");
+    }
+    out
+}
+
+pub(crate) struct Shared {
     output: HttpOutput,
     listener: String,
     stats: Arc<BackendStats>,
     control: Arc<Control>,
     /// `Authorization` value from the output's `http-user`/`http-pass`.
     output_auth: Option<String>,
+    /// A RAM buffer or spool is configured: failed writes are queued, not lost.
+    buffering: bool,
+    queue: Mutex<Queue>,
+    /// Signalled when something is queued, to wake the replay thread.
+    queue_ready: Condvar,
 }
 
 static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+
+/// Writes taken from the channel in one go while queueing: one spool group commit
+/// (one fsync) covers all of them.
+const GROUP_COMMIT: usize = 256;
 
 fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
     let mut client = Client::new(shared.output.location.clone(), shared.output.timeout);
@@ -233,41 +309,77 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        if shared.control.past_deadline() {
-            // Shutting down and out of time: what is left is lost, and counted.
+        let closing = shared.control.closing.load(Ordering::Acquire);
+        let spooling = shared.buffering && shared.output.spool_size > 0;
+        // Order (SPEC §5.2): while anything is queued, new writes go behind it. At
+        // shutdown, with a spool, everything left goes to disk rather than the wire.
+        let queued = shared.buffering && shared.queue.lock().map(|q| q.active).unwrap_or(false);
+        if queued || (closing && spooling) {
+            let mut group = vec![job];
+            while group.len() < GROUP_COMMIT {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            queue::enqueue(shared, group);
+            continue;
+        }
+        if closing && shared.control.past_deadline() {
+            // Shutting down, out of time, nowhere to keep it: lost, and counted.
             shared.stats.dropped_shutdown.add(job.batch.points as u64);
             continue;
         }
-        let outcome = deliver(shared, &mut client, &job.batch, &mut gz);
-        if let Some(reply) = job.reply {
+        let batch = &job.batch;
+        let auth = match &shared.output_auth {
+            Some(header) => Some(header.as_bytes()),
+            None => batch.auth.as_deref(),
+        };
+        let outcome = post(
+            shared,
+            &mut client,
+            &batch.query,
+            auth,
+            &batch.body,
+            batch.points as u64,
+            &mut gz,
+        );
+        if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
+            // Queued with its reply: answered as spooled, or when finally delivered.
+            queue::enqueue(shared, vec![job]);
+        } else if let Some(reply) = job.reply {
             reply.send(outcome);
         }
     }
 }
 
-/// Post one batch and classify the answer (SPEC §4.4).
-fn deliver(shared: &Shared, client: &mut Client, batch: &SharedBatch, gz: &mut Vec<u8>) -> Outcome {
+/// Post one body and classify the answer (SPEC §4.4).
+fn post(
+    shared: &Shared,
+    client: &mut Client,
+    query: &str,
+    auth: Option<&[u8]>,
+    body: &[u8],
+    points: u64,
+    gz: &mut Vec<u8>,
+) -> Outcome {
+    let raw_len = body.len();
     let body: &[u8] = if shared.output.gzip {
         gz.clear();
         let mut enc =
             flate2::write::GzEncoder::new(std::mem::take(gz), flate2::Compression::fast());
-        let _ = std::io::Write::write_all(&mut enc, &batch.body);
+        let _ = std::io::Write::write_all(&mut enc, body);
         *gz = enc.finish().unwrap_or_default();
         gz
     } else {
-        &batch.body
+        body
     };
     let stats = &shared.stats;
-    // Per-output credentials replace the client's, as the original relay does.
-    let auth = match &shared.output_auth {
-        Some(header) => Some(header.as_bytes()),
-        None => batch.auth.as_deref(),
-    };
-    match client.post(&batch.query, auth, body, shared.output.gzip) {
+    match client.post(query, auth, body, shared.output.gzip) {
         Ok(resp) if (200..300).contains(&resp.status) => {
             stats.delivered_requests.inc();
-            stats.delivered_points.add(batch.points as u64);
-            stats.delivered_bytes.add(batch.body.len() as u64);
+            stats.delivered_points.add(points);
+            stats.delivered_bytes.add(raw_len as u64);
             Outcome::Delivered
         }
         Ok(resp) if (400..500).contains(&resp.status) => {

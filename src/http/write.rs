@@ -62,6 +62,11 @@ pub fn prepare(
         lineproto::stamp_body(&body, precision.from_nanos(now_ns), &mut out);
         out
     } else {
+        let mut body = body;
+        // Queued writes are merged by concatenation: every body must end a line.
+        if body.last() != Some(&b'\n') {
+            body.push(b'\n');
+        }
         body
     };
     let mut query = query.to_string();

@@ -1,0 +1,470 @@
+//! The ordered per-backend queue (SPEC §5): a RAM retry buffer or a disk spool, and
+//! the replay thread that drains it in order.
+//!
+//! While anything is queued, every new write for the backend joins the end of the
+//! queue (`Queue::active`), so replicas converge to the same last value after an
+//! outage. With a spool, queued writes go to disk at once (write-through) and count
+//! as *spooled*; the RAM buffer is then not used, because a write held only in RAM
+//! cannot be acknowledged. Without a spool, RAM-queued writes keep their reply and
+//! answer the client when they are finally delivered (or fail when dropped).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::batch::Outcome;
+use crate::spool::{Record, RecordRef, Spool, SpoolError};
+
+use super::{Job, Shared};
+
+/// First retry delay after a failure; doubles up to `max-delay-interval` (the
+/// original relay's schedule).
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How a backend queues what it cannot deliver now.
+pub enum Store {
+    /// RAM only: jobs keep their replies; bounded by `buffer-size-mb`.
+    Ram {
+        jobs: VecDeque<Job>,
+        bytes: usize,
+        limit: usize,
+    },
+    /// Disk spool. `None` while it cannot be opened (logged; writes fail until it can).
+    Disk {
+        spool: Option<Box<Spool>>,
+        dir: PathBuf,
+        limit: u64,
+    },
+}
+
+/// The queue proper, behind `Shared::queue`.
+pub struct Queue {
+    pub store: Store,
+    /// Something is queued: new writes must join the end.
+    pub active: bool,
+    /// When the oldest queued write was queued (for `/status`).
+    pub oldest: Option<Instant>,
+}
+
+impl Queue {
+    pub fn new(store: Store) -> Queue {
+        let active = match &store {
+            Store::Disk { spool: Some(s), .. } => !s.is_empty(),
+            _ => false,
+        };
+        Queue {
+            store,
+            active,
+            oldest: active.then(Instant::now),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.store {
+            Store::Ram { jobs, .. } => jobs.is_empty(),
+            Store::Disk { spool: Some(s), .. } => s.is_empty(),
+            Store::Disk { spool: None, .. } => true,
+        }
+    }
+}
+
+/// Lines in a body, for counting what is dropped (every line ends in `\n`).
+fn lines_in(body: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', body).count() as u64
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+static SPOOL_ERROR_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+
+/// Queue `jobs` (in order) at the end of the backend's queue and answer their clients
+/// as the store allows. Spool appends are one group commit (one fsync) per call.
+pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
+    let Ok(mut q) = shared.queue.lock() else {
+        return;
+    };
+    let q = &mut *q;
+    let stats = &shared.stats;
+    match &mut q.store {
+        Store::Ram {
+            jobs: queued,
+            bytes,
+            limit,
+        } => {
+            for job in jobs {
+                let len = job.batch.body.len();
+                if *bytes + len > *limit {
+                    // Full: the newest write is the one that goes (SPEC §5.3's policy,
+                    // applied to RAM as well).
+                    stats.dropped_buffer_full.add(job.batch.points as u64);
+                    log_drop(
+                        shared,
+                        "retry buffer full; write dropped",
+                        job.batch.points as u64,
+                    );
+                    if let Some(reply) = job.reply {
+                        reply.send(Outcome::Failed {
+                            status: None,
+                            body: Arc::from(&b""[..]),
+                        });
+                    }
+                    continue;
+                }
+                *bytes += len;
+                stats.ram_queue_bytes.add(len as u64);
+                stats.queued_requests.add(1);
+                queued.push_back(job);
+            }
+            if !queued.is_empty() && !q.active {
+                q.active = true;
+                q.oldest = Some(Instant::now());
+            }
+        }
+        Store::Disk { spool, dir, limit } => {
+            if spool.is_none() {
+                *spool = open_spool(shared, dir, *limit);
+            }
+            let result = match spool.as_mut() {
+                Some(s) => {
+                    let created_ms = now_ms();
+                    let records: Vec<RecordRef<'_>> = jobs
+                        .iter()
+                        .map(|j| RecordRef {
+                            created_ms,
+                            query: j.batch.query.as_bytes(),
+                            auth: j.batch.auth.as_deref(),
+                            body: &j.batch.body,
+                        })
+                        .collect();
+                    s.append(&records).map(|()| s.len_bytes())
+                }
+                None => Err(SpoolError::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::other("spool unavailable"),
+                }),
+            };
+            let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
+            let outcome = match result {
+                Ok(spool_bytes) => {
+                    stats.spooled_points.add(points);
+                    stats.spool_bytes.set(spool_bytes);
+                    stats.queued_requests.add(jobs.len() as u64);
+                    if !q.active {
+                        q.active = true;
+                        q.oldest = Some(Instant::now());
+                    }
+                    Outcome::Spooled
+                }
+                Err(e) => {
+                    if matches!(e, SpoolError::Full { .. }) {
+                        stats.dropped_spool_full.add(points);
+                    } else {
+                        stats.dropped_spool_error.add(points);
+                    }
+                    if let Some(suppressed) = SPOOL_ERROR_LOG.check() {
+                        crate::error!(
+                            "spool write failed; writes dropped for this backend",
+                            listener = shared.listener,
+                            backend = shared.output.name,
+                            error = e,
+                            points = points,
+                            suppressed = suppressed,
+                        );
+                    }
+                    Outcome::Failed {
+                        status: None,
+                        body: Arc::from(&b""[..]),
+                    }
+                }
+            };
+            for job in jobs {
+                if let Some(reply) = job.reply {
+                    reply.send(outcome.clone());
+                }
+            }
+        }
+    }
+    shared.queue_ready.notify_one();
+}
+
+/// Open (and recover) the spool of one backend, logging what recovery found.
+pub(crate) fn open_spool(shared: &Shared, dir: &std::path::Path, limit: u64) -> Option<Box<Spool>> {
+    match Spool::open(dir, limit) {
+        Ok((spool, recovery)) => {
+            for note in &recovery.notes {
+                crate::warn!("spool recovery", backend = shared.output.name, note = note);
+            }
+            if recovery.records > 0 {
+                crate::info!(
+                    "spool reopened; replaying",
+                    listener = shared.listener,
+                    backend = shared.output.name,
+                    records = recovery.records,
+                    bytes = recovery.bytes,
+                    truncated_bytes = recovery.truncated_bytes,
+                );
+            }
+            shared.stats.spool_bytes.set(spool.len_bytes());
+            shared.stats.queued_requests.set(spool.len_records());
+            Some(Box::new(spool))
+        }
+        Err(e) => {
+            crate::error!(
+                "cannot open spool; writes this backend cannot take now will fail",
+                listener = shared.listener,
+                backend = shared.output.name,
+                dir = dir.display(),
+                error = e,
+            );
+            None
+        }
+    }
+}
+
+fn log_drop(shared: &Shared, msg: &str, points: u64) {
+    if let Some(suppressed) = DROP_LOG.check() {
+        crate::error!(
+            msg,
+            listener = shared.listener,
+            backend = shared.output.name,
+            points = points,
+            suppressed = suppressed,
+        );
+    }
+}
+
+/// One merged replay attempt: the first `n` queued writes, which share query and auth.
+struct Attempt {
+    n: usize,
+    query: String,
+    auth: Option<Vec<u8>>,
+    body: Vec<u8>,
+    points: u64,
+}
+
+/// The replay thread: drains the queue in order, merging neighbours with the same
+/// query and credentials up to `max-batch-kb`, backing off on failure.
+pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
+    let mut backoff = INITIAL_BACKOFF;
+    let mut peeked: Vec<Record> = Vec::new();
+    let mut gz = Vec::new();
+    loop {
+        let attempt = {
+            let Ok(mut q) = shared.queue.lock() else {
+                return;
+            };
+            if q.is_empty() {
+                if q.active {
+                    q.active = false;
+                    q.oldest = None;
+                    crate::info!(
+                        "backend caught up",
+                        listener = shared.listener,
+                        backend = shared.output.name
+                    );
+                }
+                if shared.control.closing.load(Ordering::Acquire) {
+                    return;
+                }
+                let _ = shared.queue_ready.wait_timeout(q, super::IDLE_POLL);
+                continue;
+            }
+            if shared.control.closing.load(Ordering::Acquire) {
+                // Spooled writes are safe on disk for the next start; RAM ones are
+                // retried until the shutdown deadline.
+                if matches!(q.store, Store::Disk { .. }) {
+                    return;
+                }
+                if shared.control.past_deadline() {
+                    shutdown_leftovers(shared, &mut q);
+                    return;
+                }
+            }
+            match next_attempt(shared, &mut q, &mut peeked) {
+                Some(a) => a,
+                None => continue,
+            }
+        };
+        let auth = match &shared.output_auth {
+            Some(h) => Some(h.as_bytes()),
+            None => attempt.auth.as_deref(),
+        };
+        let outcome = super::post(
+            shared,
+            client,
+            &attempt.query,
+            auth,
+            &attempt.body,
+            attempt.points,
+            &mut gz,
+        );
+        let delivered = match &outcome {
+            Outcome::Delivered => true,
+            Outcome::Rejected { body, .. } if is_database_not_found(body) => false,
+            Outcome::Rejected { status, body } => {
+                shared.stats.dropped_rejected.add(attempt.points);
+                crate::error!(
+                    "backend rejected a queued write; dropped",
+                    listener = shared.listener,
+                    backend = shared.output.name,
+                    status = status,
+                    answer = String::from_utf8_lossy(body),
+                    points = attempt.points,
+                );
+                true
+            }
+            _ => false,
+        };
+        if delivered {
+            backoff = INITIAL_BACKOFF;
+            finish(shared, attempt.n, &outcome);
+        } else {
+            shared.stats.retries.inc();
+            sleep_unless_closing(shared, backoff);
+            backoff = (backoff * 2).min(shared.output.max_delay_interval);
+        }
+    }
+}
+
+/// Build the next attempt from the head of the queue (called with the lock held).
+fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Option<Attempt> {
+    let max = shared.output.max_batch.max(1);
+    match &mut q.store {
+        Store::Ram { jobs, .. } => {
+            let first = jobs.front()?;
+            let mut a = Attempt {
+                n: 0,
+                query: first.batch.query.to_string(),
+                auth: first.batch.auth.as_ref().map(|a| a.to_vec()),
+                body: Vec::new(),
+                points: 0,
+            };
+            for job in jobs.iter() {
+                let same =
+                    *job.batch.query == *a.query && job.batch.auth.as_deref() == a.auth.as_deref();
+                if a.n > 0 && (!same || a.body.len() + job.batch.body.len() > max) {
+                    break;
+                }
+                a.body.extend_from_slice(&job.batch.body);
+                a.points += job.batch.points as u64;
+                a.n += 1;
+            }
+            Some(a)
+        }
+        Store::Disk { spool, .. } => {
+            let s = spool.as_mut()?;
+            peeked.clear();
+            if let Err(e) = s.peek(max, peeked) {
+                crate::error!("spool read failed", backend = shared.output.name, error = e);
+                return None;
+            }
+            // Too old for `spool-max-age`: dropped and counted, never sent.
+            let cutoff = now_ms().saturating_sub(shared.output.spool_max_age.as_millis() as u64);
+            let stale = peeked.iter().take_while(|r| r.created_ms < cutoff).count();
+            if stale > 0 {
+                let lines: u64 = peeked[..stale].iter().map(|r| lines_in(&r.body)).sum();
+                shared.stats.dropped_max_age.add(lines);
+                log_drop(
+                    shared,
+                    "queued writes older than spool-max-age dropped",
+                    lines,
+                );
+                consume(shared, s, stale);
+                return None;
+            }
+            let first = peeked.first()?;
+            let mut a = Attempt {
+                n: 0,
+                query: String::from_utf8_lossy(&first.query).into_owned(),
+                auth: first.auth.clone(),
+                body: Vec::new(),
+                points: 0,
+            };
+            for r in peeked.iter() {
+                let same = r.query == a.query.as_bytes() && r.auth == a.auth;
+                if a.n > 0 && (!same || a.body.len() + r.body.len() > max) {
+                    break;
+                }
+                a.body.extend_from_slice(&r.body);
+                a.points += lines_in(&r.body);
+                a.n += 1;
+            }
+            Some(a)
+        }
+    }
+}
+
+fn consume(shared: &Shared, s: &mut Spool, n: usize) {
+    if let Err(e) = s.consume(n) {
+        crate::error!(
+            "spool consume failed",
+            backend = shared.output.name,
+            error = e
+        );
+    }
+    shared.stats.spool_bytes.set(s.len_bytes());
+    shared.stats.queued_requests.set(s.len_records());
+}
+
+/// The first `n` queued writes are done (delivered, or rejected and dropped).
+fn finish(shared: &Shared, n: usize, outcome: &Outcome) {
+    let Ok(mut q) = shared.queue.lock() else {
+        return;
+    };
+    match &mut q.store {
+        Store::Ram { jobs, bytes, .. } => {
+            for job in jobs.drain(..n.min(jobs.len())) {
+                *bytes -= job.batch.body.len();
+                shared
+                    .stats
+                    .ram_queue_bytes
+                    .sub(job.batch.body.len() as u64);
+                shared.stats.queued_requests.sub(1);
+                if let Some(reply) = job.reply {
+                    reply.send(outcome.clone());
+                }
+            }
+        }
+        Store::Disk { spool: Some(s), .. } => consume(shared, s, n),
+        Store::Disk { spool: None, .. } => {}
+    }
+}
+
+/// Out of time at shutdown: RAM-only writes are lost (counted); spooled ones stay on
+/// disk for the next start.
+fn shutdown_leftovers(shared: &Shared, q: &mut Queue) {
+    if let Store::Ram { jobs, .. } = &mut q.store {
+        let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
+        if points > 0 {
+            shared.stats.dropped_shutdown.add(points);
+            crate::error!(
+                "shutdown: writes held only in RAM are lost (configure spool-size-mb to keep them)",
+                backend = shared.output.name,
+                points = points,
+            );
+        }
+        jobs.clear();
+    }
+}
+
+fn is_database_not_found(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"database not found").is_some()
+}
+
+fn sleep_unless_closing(shared: &Shared, total: Duration) {
+    let end = Instant::now() + total;
+    while Instant::now() < end {
+        if shared.control.past_deadline() {
+            return;
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+    }
+}
