@@ -196,3 +196,34 @@ fn down_mode_refuses_connections_then_comes_back() {
     assert_eq!(sink.stats().mode, "ok");
     sink.shutdown();
 }
+
+#[test]
+fn two_thousand_connections_on_two_threads() {
+    let sink = sink(false);
+    let mut cfg = requests(sink.http_addr(), 4000);
+    cfg.connections = 2000;
+    cfg.threads = 2;
+    cfg.lines = 5;
+    let report = run(&cfg, false).unwrap();
+    let t = &report.tally;
+    assert_eq!(t.error_total(), 0, "{:?}", t.errors());
+    assert_eq!(t.requests, 4000);
+    let r = sink.stats().run(&report.run_id).unwrap();
+    assert_eq!(r.unique, t.lines_acked);
+    assert_eq!(r.duplicates + r.reordered + r.gaps, 0);
+    sink.shutdown();
+}
+
+#[test]
+fn requests_alone_end_against_a_dead_target() {
+    // Bind then drop a listener to get a port nobody listens on.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = requests(addr, 16);
+    cfg.connections = 4;
+    let report = run(&cfg, false).unwrap();
+    assert_eq!(report.tally.lines_acked, 0);
+    assert!(report.tally.failures[crate::report::Failure::Connect as usize] >= 13);
+}

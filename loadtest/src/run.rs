@@ -35,7 +35,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Largest response the generator buffers; InfluxDB's answers are a few hundred bytes.
 const MAX_RESPONSE: usize = 1 << 20;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long after a second's end the progress line for it is printed.
+const PROGRESS_SLACK: Duration = Duration::from_millis(100);
 const EVENTS_CAPACITY: usize = 1024;
+/// A paced request may leave this much before it is due: `poll` sleeps in whole
+/// milliseconds, and waking late would add timer lag to every measured latency.
+const PACING_EARLY: Duration = Duration::from_millis(1);
 
 /// State all generator threads share; everything else is per thread.
 #[derive(Debug)]
@@ -180,7 +185,9 @@ fn supervise(
     let mut last = vec![(0u64, 0u64, 0u64); threads];
     let mut shown = (0u64, 0u64, 0u64);
     let mut interval = new_histogram();
-    let mut next_print = start + PROGRESS_EVERY;
+    // Threads send their tick just after each second; printing a little later lets
+    // every thread's tick of that second arrive first.
+    let mut next_print = start + PROGRESS_EVERY + PROGRESS_SLACK;
     loop {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
@@ -204,7 +211,9 @@ fn supervise(
             let total = last
                 .iter()
                 .fold((0, 0, 0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
-            let secs = next_print.duration_since(start).as_secs();
+            let secs = (next_print - PROGRESS_SLACK)
+                .duration_since(start)
+                .as_secs();
             let p99 = if interval.is_empty() {
                 0
             } else {
@@ -448,7 +457,7 @@ impl Worker {
             }
             let mut timeout = TICK;
             if let (Some(p), false) = (&self.pacer, self.ready.is_empty()) {
-                timeout = timeout.min(p.next_due().saturating_duration_since(now));
+                timeout = timeout.min(p.next_due().saturating_duration_since(now + PACING_EARLY));
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -534,7 +543,11 @@ impl Worker {
                 self.ready.pop_front();
                 continue;
             }
-            if self.pacer.as_ref().is_some_and(|p| p.next_due() > now) {
+            if self
+                .pacer
+                .as_ref()
+                .is_some_and(|p| p.next_due() > now + PACING_EARLY)
+            {
                 return;
             }
             if !self.shared.claim() {
@@ -542,12 +555,13 @@ impl Worker {
                 return;
             }
             self.ready.pop_front();
-            let origin = self.pacer.as_mut().map_or(now, Pacer::take);
-            self.begin(i, origin, now);
+            let due = self.pacer.as_mut().map(Pacer::take);
+            self.begin(i, due, now);
         }
     }
 
-    fn begin(&mut self, i: usize, origin: Instant, now: Instant) {
+    /// Builds and starts sending a request; `due` is its paced start time, if paced.
+    fn begin(&mut self, i: usize, due: Option<Instant>, now: Instant) {
         let lines = self.cfg.lines;
         let c = &mut self.conns[i];
         self.scratch.clear();
@@ -573,7 +587,11 @@ impl Worker {
         c.until_eof = None;
         c.req_lines = lines as u64;
         c.req_body_bytes = self.scratch.len() as u64;
-        c.origin = origin;
+        // Latency starts when the request was due or, if it goes out before that (see
+        // `PACING_EARLY`) or unpaced, once the body is built: generation and gzip are
+        // the generator's cost, not the server's.
+        let built = Instant::now();
+        c.origin = due.map_or(built, |d| d.min(built));
         c.deadline = now + self.cfg.timeout;
         c.phase = Phase::Writing;
         self.in_flight += 1;
@@ -702,7 +720,10 @@ impl Worker {
     fn complete(&mut self, i: usize, status: u16, close: bool, now: Instant) {
         self.in_flight -= 1;
         let c = &mut self.conns[i];
-        let us = now.saturating_duration_since(c.origin).as_micros() as u64;
+        // A fresh clock: `now` may predate the body build and the write of this pass.
+        let us = Instant::now()
+            .saturating_duration_since(c.origin)
+            .as_micros() as u64;
         self.hist.saturating_record(us.max(1));
         self.interval.saturating_record(us.max(1));
         self.tally.requests += 1;
@@ -730,6 +751,11 @@ impl Worker {
             self.in_flight -= 1;
         }
         self.tally.fail(f);
+        // A failed connect spends budget too, so `--requests` alone still ends against
+        // a target that never comes up.
+        if f == Failure::Connect && self.shared.limit.is_some() && !self.shared.claim() {
+            self.exhausted = true;
+        }
         self.drop_socket(i);
         let c = &mut self.conns[i];
         c.phase = Phase::Down;
