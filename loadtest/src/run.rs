@@ -432,6 +432,7 @@ impl Worker {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         let mut next_tick = Instant::now() + PROGRESS_EVERY;
         let mut drain_deadline: Option<Instant> = None;
+        let mut next_scan = Instant::now();
         loop {
             let now = Instant::now();
             let ending = self.exhausted || self.shared.stopping();
@@ -447,7 +448,12 @@ impl Worker {
                     break;
                 }
             }
-            self.timers(now, ending);
+            // The scan is O(connections): with 2 000 of them it must not run on every
+            // one of the tens of thousands of passes a second.
+            if now >= next_scan {
+                self.timers(now, ending);
+                next_scan = now + TICK;
+            }
             if !ending {
                 self.start_ready(now);
             }
@@ -493,7 +499,7 @@ impl Worker {
         self.interval.reset();
     }
 
-    /// Reconnects and times out connections; cheap enough to scan every pass.
+    /// Reconnects and times out connections.
     fn timers(&mut self, now: Instant, ending: bool) {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
