@@ -58,6 +58,22 @@ pub struct ListenerStats {
     pub connections_rejected: Counter,
 }
 
+/// A backend failure as `/status` shows it.
+#[derive(Debug, Clone)]
+pub struct LastError {
+    pub message: String,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
 /// Per backend: what happened to the writes sent to it.
 #[derive(Debug, Default)]
 pub struct BackendStats {
@@ -82,6 +98,12 @@ pub struct BackendStats {
     /// Points lost at shutdown because they were only in RAM.
     pub dropped_shutdown: Counter,
     pub spooled_points: Counter,
+    /// 1 while the last attempt to reach the backend failed (5xx, timeout, refused).
+    pub down: Gauge,
+    /// Unix ms when the oldest queued write was queued; 0 when nothing is queued.
+    pub queued_since_ms: Gauge,
+    /// The last failure, for `/status`.
+    pub last_error: std::sync::Mutex<Option<LastError>>,
     pub ram_queue_bytes: Gauge,
     pub spool_bytes: Gauge,
     pub queued_requests: Gauge,

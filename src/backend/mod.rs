@@ -11,7 +11,7 @@ pub mod client;
 mod queue;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// How often idle workers look at the shutdown flag.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often a backend marked down is probed with `/ping` while no writes flow.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A finished backend write, on its way back to the loop that owns the client.
 #[derive(Debug)]
@@ -212,6 +214,7 @@ impl Backend {
                 limit: 0,
             })),
             queue_ready: Condvar::new(),
+            last_probe_ms: AtomicU64::new(0),
         };
         if let Some(mut store) = store {
             // Reopen the spool now, so replay of what an earlier run left starts at once.
@@ -289,6 +292,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when something is queued, to wake the replay thread.
     queue_ready: Condvar,
+    /// Unix ms of the last `/ping` probe of a down backend.
+    last_probe_ms: AtomicU64,
 }
 
 static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
@@ -306,7 +311,10 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             Err(RecvTimeoutError::Timeout) if shared.control.closing.load(Ordering::Acquire) => {
                 return
             }
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                probe_if_down(shared, &mut client);
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let closing = shared.control.closing.load(Ordering::Acquire);
@@ -377,12 +385,14 @@ fn post(
     let stats = &shared.stats;
     match client.post(query, auth, body, shared.output.gzip) {
         Ok(resp) if (200..300).contains(&resp.status) => {
+            mark_up(shared);
             stats.delivered_requests.inc();
             stats.delivered_points.add(points);
             stats.delivered_bytes.add(raw_len as u64);
             Outcome::Delivered
         }
         Ok(resp) if (400..500).contains(&resp.status) => {
+            mark_up(shared);
             stats.rejected_requests.inc();
             Outcome::Rejected {
                 status: resp.status,
@@ -408,7 +418,63 @@ fn post(
     }
 }
 
+/// Keep the up/down state true when no writes flow: a backend marked down is asked
+/// `/ping` about once per `PROBE_INTERVAL` by whichever idle sender gets there first.
+fn probe_if_down(shared: &Shared, client: &mut Client) {
+    if shared.stats.down.get() == 0 {
+        return;
+    }
+    let now = crate::metrics::unix_ms();
+    let last = shared.last_probe_ms.load(Ordering::Relaxed);
+    if now < last + PROBE_INTERVAL.as_millis() as u64
+        || shared
+            .last_probe_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    match client.get("/ping") {
+        Ok(resp) if (200..300).contains(&resp.status) => mark_up(shared),
+        Ok(resp) => note_failure(shared, &format!("ping answered {}", resp.status)),
+        Err(e) => note_failure(shared, &e),
+    }
+}
+
+fn mark_up(shared: &Shared) {
+    if shared.stats.down.get() == 1 {
+        shared.stats.down.set(0);
+        crate::info!(
+            "backend up",
+            listener = shared.listener,
+            backend = shared.output.name
+        );
+    }
+}
+
+/// Record a failure for `/status` and mark the backend down (logged once per change).
+fn note_failure(shared: &Shared, what: &dyn std::fmt::Display) {
+    let message = what.to_string();
+    if shared.stats.down.get() == 0 {
+        shared.stats.down.set(1);
+        crate::warn!(
+            "backend down",
+            listener = shared.listener,
+            backend = shared.output.name,
+            location = shared.output.location.url,
+            error = message,
+        );
+    }
+    if let Ok(mut last) = shared.stats.last_error.lock() {
+        *last = Some(crate::metrics::LastError {
+            message,
+            at_ms: crate::metrics::unix_ms(),
+        });
+    }
+}
+
 fn log_failure(shared: &Shared, what: &dyn std::fmt::Display) {
+    note_failure(shared, what);
     if let Some(suppressed) = FAILURE_LOG.check() {
         crate::warn!(
             "backend write failed",

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::batch::Outcome;
+use crate::metrics::unix_ms as now_ms;
 use crate::spool::{Record, RecordRef, Spool, SpoolError};
 
 use super::{Job, Shared};
@@ -75,12 +76,6 @@ fn lines_in(body: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', body).count() as u64
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
 
 static SPOOL_ERROR_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
@@ -126,6 +121,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
             if !queued.is_empty() && !q.active {
                 q.active = true;
                 q.oldest = Some(Instant::now());
+                stats.queued_since_ms.set(now_ms());
             }
         }
         Store::Disk { spool, dir, limit } => {
@@ -160,6 +156,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                     if !q.active {
                         q.active = true;
                         q.oldest = Some(Instant::now());
+                        stats.queued_since_ms.set(now_ms());
                     }
                     Outcome::Spooled
                 }
@@ -214,6 +211,10 @@ pub(crate) fn open_spool(shared: &Shared, dir: &std::path::Path, limit: u64) -> 
             }
             shared.stats.spool_bytes.set(spool.len_bytes());
             shared.stats.queued_requests.set(spool.len_records());
+            shared
+                .stats
+                .queued_since_ms
+                .set(spool.oldest_created_ms().unwrap_or(0));
             Some(Box::new(spool))
         }
         Err(e) => {
@@ -265,6 +266,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
                 if q.active {
                     q.active = false;
                     q.oldest = None;
+                    shared.stats.queued_since_ms.set(0);
                     crate::info!(
                         "backend caught up",
                         listener = shared.listener,
