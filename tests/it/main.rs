@@ -1,1 +1,5 @@
+//! Integration tests, one binary: each module covers one area and runs the relay and
+//! real `influxd` backends through the harness in `util`.
 
+mod harness;
+mod util;
