@@ -115,6 +115,8 @@ pub struct EventLoop {
     poll: Poll,
     shared: Arc<Shared>,
     listeners: Vec<Option<TcpListener>>,
+    /// This loop's socket for every `[[udp]]` listener, same index.
+    udp: Vec<crate::udp::LoopSocket>,
     conns: HashMap<usize, Conn>,
     next_token: usize,
     notifier: Arc<LoopNotifier>,
@@ -145,6 +147,7 @@ impl EventLoop {
                 .register(&mut listener, Token(i), Interest::READABLE)?;
             listeners.push(Some(listener));
         }
+        let udp = crate::udp::LoopSocket::bind_all(poll.registry(), &shared.udp, id)?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let notifier = Arc::new(LoopNotifier::new(tx, waker));
@@ -154,6 +157,7 @@ impl EventLoop {
             poll,
             shared,
             listeners,
+            udp,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
             notifier: notifier.clone(),
@@ -223,6 +227,10 @@ impl EventLoop {
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
         if token.0 < self.listeners.len() {
             self.accept(token.0);
+        } else if let Some(i) = crate::udp::listener_of(token, self.udp.len()) {
+            if self.udp[i].drain(&self.shared.udp[i], self.now_ns) {
+                self.again.push(token);
+            }
         } else if let Some(conn) = self.conns.get_mut(&token.0) {
             conn.readable |= readable;
             conn.writable |= writable;
@@ -752,6 +760,9 @@ impl EventLoop {
                         listener = self.shared.http[i].config.name
                     );
                 }
+            }
+            for socket in &mut self.udp {
+                socket.close(self.poll.registry());
             }
             self.shutdown_deadline = Some(self.now + self.shared.shutdown_timeout);
             self.check_deadlines();

@@ -109,6 +109,41 @@ pub struct BackendStats {
     pub queued_requests: Gauge,
 }
 
+/// Per event loop, per `[[udp]]` listener: what arrived and what was dropped on the way
+/// in. Aligned so the loops' copies never share a cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct UdpListenerStats {
+    /// Every datagram read, truncated ones included.
+    pub datagrams_in: Counter,
+    pub bytes_in: Counter,
+    /// Point lines accepted and handed to the outputs.
+    pub lines_in: Counter,
+    /// Lines that failed the line-protocol check; their neighbours went on.
+    pub bad_lines: Counter,
+    /// Datagrams larger than the receive buffer, dropped whole.
+    pub truncated: Counter,
+    /// Datagrams the kernel dropped on this loop's socket because its receive buffer was
+    /// full (`SO_RXQ_OVFL`, cumulative; learnt with the next datagram that gets through).
+    pub kernel_drops: Gauge,
+    pub recv_errors: Counter,
+}
+
+/// Per UDP output. Written by its sender thread, except `lines_queue_full` (the loops).
+#[derive(Debug, Default)]
+pub struct UdpOutputStats {
+    pub datagrams_out: Counter,
+    pub lines_out: Counter,
+    pub bytes_out: Counter,
+    /// Lines longer than the output's `mtu`: never sent to this output.
+    pub lines_too_long: Counter,
+    /// Lines a loop could not queue because this output's channel was full.
+    pub lines_queue_full: Counter,
+    /// Datagrams the kernel refused to send, and the lines they held.
+    pub send_errors: Counter,
+    pub lines_send_failed: Counter,
+}
+
 use crate::relay::{Page, Shared};
 
 /// Render `/health`, `/status` or `/metrics`.

@@ -17,6 +17,7 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     pub shutdown_timeout: Duration,
     pub http: Vec<HttpListener>,
+    pub udp: Vec<crate::udp::UdpListener>,
     pub started: Instant,
 }
 
@@ -38,6 +39,7 @@ pub struct Relay {
     loops: Vec<JoinHandle<()>>,
     notifiers: Vec<Arc<LoopNotifier>>,
     backends: Vec<Backend>,
+    udp: crate::udp::Service,
 }
 
 impl Relay {
@@ -70,10 +72,12 @@ impl Relay {
                     .collect(),
             });
         }
+        let (udp, udp_service) = crate::udp::start(&config.udp, threads)?;
         let shared = Arc::new(Shared {
             shutdown: AtomicBool::new(false),
             shutdown_timeout: config.shutdown_timeout,
             http,
+            udp,
             started: Instant::now(),
         });
         let mut loops = Vec::new();
@@ -103,11 +107,21 @@ impl Relay {
                 threads = threads,
             );
         }
+        for l in &shared.udp {
+            crate::info!(
+                "listening",
+                listener = l.config.name,
+                addr = format!("udp://{}", l.config.bind_addr),
+                outputs = l.outputs.len(),
+                threads = threads,
+            );
+        }
         Ok(Relay {
             shared,
             loops,
             notifiers,
             backends,
+            udp: udp_service,
         })
     }
 
@@ -125,6 +139,7 @@ impl Relay {
         for l in self.loops {
             let _ = l.join();
         }
+        self.udp.shutdown();
         let deadline = Instant::now() + self.shared.shutdown_timeout;
         for l in &self.shared.http {
             for b in &l.backends {

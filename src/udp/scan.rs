@@ -1,0 +1,301 @@
+//! One datagram → its forwardable lines (sans-I/O).
+//!
+//! A datagram is split into lines (SPEC §4.3: `\n` ends a line except inside a quoted
+//! string field value), and each line is checked on its own: unlike an HTTP body, a bad
+//! line costs only itself. Good lines are stamped (receive time for those without a
+//! timestamp, `\r` dropped) and appended to a [`LineBatch`] that remembers where each
+//! line ends, so outputs can pack whole lines without scanning again.
+
+use memchr::{memchr, memchr2};
+
+use crate::lineproto;
+
+/// Stamped lines of one or more datagrams, shared (in an `Arc`) by every output of a
+/// listener.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LineBatch {
+    /// Lines back to back, each ending in `\n`; a line holds other `\n` only inside a
+    /// string field value.
+    data: Vec<u8>,
+    /// Exclusive end of each line in `data`, ascending; the last equals `data.len()`.
+    ends: Vec<u32>,
+    /// Point lines in `data`: more than `ends.len()` only if the scanner saw several
+    /// points where the splitter saw one line (they then travel together).
+    points: usize,
+}
+
+impl LineBatch {
+    pub fn with_capacity(bytes: usize) -> LineBatch {
+        LineBatch {
+            data: Vec::with_capacity(bytes),
+            ends: Vec::new(),
+            points: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn len_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Point lines held (what the counters count).
+    pub fn points(&self) -> usize {
+        self.points
+    }
+
+    /// The lines, each with its final `\n`.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.data[start..end as usize];
+            start = end as usize;
+            line
+        })
+    }
+
+    /// A batch of already-forwardable lines (without their `\n`), for tests that
+    /// must not depend on the scanner.
+    #[cfg(test)]
+    pub(crate) fn from_lines(lines: &[&str]) -> LineBatch {
+        let mut b = LineBatch::default();
+        for line in lines {
+            b.data.extend_from_slice(line.as_bytes());
+            b.data.push(b'\n');
+            b.ends.push(b.data.len() as u32);
+            b.points += 1;
+        }
+        b
+    }
+
+    /// Append one checked line, stamped with `ts` if it has no timestamp.
+    fn push_stamped(&mut self, line: &[u8], points: usize, ts: i64) {
+        let start = self.data.len();
+        lineproto::stamp_body(line, ts, &mut self.data);
+        if self.data.len() == start {
+            return;
+        }
+        if self.data.last() != Some(&b'\n') {
+            self.data.push(b'\n');
+        }
+        // A datagram is at most 64 KiB and a batch is flushed at a fraction of 4 GiB.
+        self.ends
+            .push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
+        self.points += points;
+    }
+}
+
+/// What one datagram contributed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Scanned {
+    /// Point lines appended to the batch.
+    pub lines: usize,
+    /// Lines dropped because they are not valid line protocol.
+    pub bad: usize,
+}
+
+/// Check every line of `datagram` and append the good ones to `out`, stamped with `ts`
+/// (already in the listener's precision). Blank lines and comments are skipped.
+pub fn scan_datagram(datagram: &[u8], ts: i64, out: &mut LineBatch) -> Scanned {
+    let mut scanned = Scanned::default();
+    for line in split(datagram) {
+        match lineproto::check_body(line) {
+            Err(_) => scanned.bad += 1,
+            // Blank or comment.
+            Ok(info) if info.points == 0 => {}
+            Ok(info) => {
+                out.push_stamped(line, info.points, ts);
+                scanned.lines += info.points;
+            }
+        }
+    }
+    scanned
+}
+
+/// The lines of `buf` without their `\n` (a trailing `\r` is left for the scanner).
+///
+/// Private until `lineproto::split_lines` is available here; it follows the same rule:
+/// a `"` opens a string only right after the `=` of a field, so quotes in the
+/// measurement, tags and field keys, and in comments, are ordinary bytes.
+fn split(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let rest = buf.get(pos..).filter(|r| !r.is_empty())?;
+        let len = line_len(rest);
+        pos += len + 1;
+        Some(&rest[..len])
+    })
+}
+
+/// Length of the line at the start of `rest`, without its `\n`.
+fn line_len(rest: &[u8]) -> usize {
+    match memchr2(b'\n', b'"', rest) {
+        None => rest.len(),
+        Some(i) if rest[i] == b'\n' => i,
+        Some(_) => quoted_line_len(rest),
+    }
+}
+
+/// `line_len` for a line with a `"` before its first `\n`.
+fn quoted_line_len(rest: &[u8]) -> usize {
+    let n = rest.len();
+    let to_newline = |from: usize| memchr(b'\n', &rest[from..]).map_or(n, |o| from + o);
+    let mut i = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(n);
+    if rest.get(i) == Some(&b'#') {
+        return to_newline(i);
+    }
+    // Measurement and tags, up to the first unescaped space.
+    loop {
+        match rest.get(i) {
+            None => return n,
+            Some(b'\n') => return i,
+            Some(b' ') => break,
+            Some(b'\\') if rest.get(i + 1).is_some_and(|&b| b != b'\n') => i += 2,
+            Some(_) => i += 1,
+        }
+    }
+    // Fields: a string value may hold newlines; a space ends the fields.
+    let mut in_key = true;
+    i += 1;
+    while i < n {
+        match rest[i] {
+            b'\n' => return i,
+            b' ' => return to_newline(i),
+            b',' => in_key = true,
+            b'\\' if rest.get(i + 1).is_some_and(|&b| b != b'\n') => i += 1,
+            b'=' if in_key => {
+                in_key = false;
+                if rest.get(i + 1) == Some(&b'"') {
+                    match string_end(rest, i + 2) {
+                        Some(end) => {
+                            i = end;
+                            continue;
+                        }
+                        // An unterminated string runs to the end of the datagram, as
+                        // it would on the backend; the scanner then rejects it.
+                        None => return n,
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Index just past the `"` closing a string whose contents start at `i`; a backslash
+/// escapes the byte after it.
+fn string_end(buf: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let j = i + memchr2(b'"', b'\\', buf.get(i..)?)?;
+        if buf[j] == b'"' {
+            return Some(j + 1);
+        }
+        i = j + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineproto::Precision;
+
+    fn lines_of(batch: &LineBatch) -> Vec<String> {
+        batch
+            .lines()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    fn split_all(buf: &str) -> Vec<&str> {
+        split(buf.as_bytes())
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn split_ends_lines_at_newlines_outside_strings() {
+        assert_eq!(split_all("a v=1\nb v=2\n"), ["a v=1", "b v=2"]);
+        assert_eq!(split_all("a v=1\r\nb v=2"), ["a v=1\r", "b v=2"]);
+        assert_eq!(
+            split_all("a s=\"x\ny\" 5\nb v=2"),
+            ["a s=\"x\ny\" 5", "b v=2"]
+        );
+        assert_eq!(
+            split_all("a s=\"q\\\"\n\" 5\nb v=2"),
+            ["a s=\"q\\\"\n\" 5", "b v=2"]
+        );
+        // Quotes in the measurement, tags, field keys and comments are plain bytes.
+        assert_eq!(
+            split_all("m\"x,t=\"y v=1\nb v=2"),
+            ["m\"x,t=\"y v=1", "b v=2"]
+        );
+        assert_eq!(split_all("# say \"hi\nb v=2"), ["# say \"hi", "b v=2"]);
+        assert_eq!(split_all("m a\"b=1\nb v=2"), ["m a\"b=1", "b v=2"]);
+        assert_eq!(split_all("\n\n"), ["", ""]);
+        assert_eq!(split_all(""), Vec::<&str>::new());
+        // An unterminated string swallows the rest of the datagram.
+        assert_eq!(split_all("a s=\"x\nb v=2"), ["a s=\"x\nb v=2"]);
+    }
+
+    #[test]
+    fn good_lines_are_kept_bad_ones_dropped_and_counted() {
+        let mut batch = LineBatch::default();
+        let got = scan_datagram(
+            b"a v=1 10\nnot a line\n\n# note\nb v=2 20\r\n",
+            99,
+            &mut batch,
+        );
+        assert_eq!(got, Scanned { lines: 2, bad: 1 });
+        assert_eq!(lines_of(&batch), ["a v=1 10\n", "b v=2 20\n"]);
+        assert_eq!(batch.points(), 2);
+    }
+
+    #[test]
+    fn lines_without_timestamp_get_the_receive_time() {
+        let mut batch = LineBatch::default();
+        scan_datagram(b"a v=1\nb v=2 7\nc s=\"x\ny\"", 1234, &mut batch);
+        assert_eq!(
+            lines_of(&batch),
+            ["a v=1 1234\n", "b v=2 7\n", "c s=\"x\ny\" 1234\n"]
+        );
+    }
+
+    #[test]
+    fn the_stamp_follows_the_listener_precision() {
+        let now_ns: i64 = 1_700_000_123_456_789_012;
+        let cases = [
+            (Precision::Nanoseconds, "1700000123456789012"),
+            (Precision::Microseconds, "1700000123456789"),
+            (Precision::Milliseconds, "1700000123456"),
+            (Precision::Seconds, "1700000123"),
+            (Precision::Minutes, "28333335"),
+            (Precision::Hours, "472222"),
+        ];
+        for (precision, want) in cases {
+            let mut batch = LineBatch::default();
+            scan_datagram(b"m v=1", precision.from_nanos(now_ns), &mut batch);
+            assert_eq!(
+                lines_of(&batch),
+                [format!("m v=1 {want}\n")],
+                "{precision:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batches_accumulate_datagrams() {
+        let mut batch = LineBatch::default();
+        scan_datagram(b"a v=1 1\n", 5, &mut batch);
+        scan_datagram(b"garbage\nb v=2 2", 5, &mut batch);
+        assert_eq!(lines_of(&batch), ["a v=1 1\n", "b v=2 2\n"]);
+        assert_eq!(batch.len_bytes(), 16);
+    }
+}
