@@ -286,6 +286,16 @@ fn free_ports_are_distinct_and_bindable() {
 }
 
 #[test]
+fn udp_port_bound_sees_bound_sockets() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    assert!(udp_port_bound(port));
+    drop(sock);
+    assert!(!udp_port_bound(port));
+    assert!(udp_port_bound(shared_backends()[0].udp_addr().port()));
+}
+
+#[test]
 fn unique_db_names_differ() {
     let (a, b) = (unique_db("x"), unique_db("x"));
     assert_ne!(a, b);
@@ -488,7 +498,7 @@ fn relay_config_builds_the_expected_toml() {
 
     let endpoints = RelayEndpoints::from_config(&text).unwrap();
     assert_eq!(endpoints.http, Some(cfg.addr()));
-    assert_eq!(endpoints.udp_names, ["udp-in"]);
+    assert_eq!(endpoints.udp_addrs, [cfg.listener_addr("udp-in")]);
 }
 
 #[test]
@@ -534,7 +544,10 @@ bind-addr = "127.0.0.1:9097"
     );
     let udp_only = "[[udp]]\nname = \"u\"\nbind-addr = \"127.0.0.1:9\"\n";
     let e = RelayEndpoints::from_config(udp_only).unwrap();
-    assert_eq!((e.http, e.udp_names), (None, vec!["u".to_string()]));
+    assert_eq!(
+        (e.http, e.udp_addrs),
+        (None, vec!["127.0.0.1:9".parse().unwrap()])
+    );
     assert!(RelayEndpoints::from_config("[[http]]\nname = \"x\"\n").is_err());
     assert!(RelayEndpoints::from_config("not toml [").is_err());
 }

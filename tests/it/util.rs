@@ -159,6 +159,19 @@ pub fn process_exists(pid: u32) -> bool {
     }
 }
 
+/// The state letter of every thread of `pid` (`/proc/PID/task/*/stat`); empty if gone.
+fn thread_states(pid: u32) -> Vec<char> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let states = tasks.flatten().filter_map(|task| {
+        let stat = fs::read_to_string(task.path().join("stat")).ok()?;
+        // The command name in parentheses may contain spaces; the state follows it.
+        stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+    });
+    states.collect()
+}
+
 fn signal(child: &Child, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
     // SAFETY: plain kill(2) on a child we have not reaped yet, so the pid is still ours.
@@ -511,17 +524,29 @@ bind-address = "127.0.0.1:{rpc}"
         }
     }
 
-    /// SIGSTOP: it keeps its sockets but answers nothing, like a hung server.
+    /// SIGSTOP: it keeps its sockets but answers nothing, like a hung server. Returns once
+    /// every thread is stopped: the signal can stay pending for tens of milliseconds on a
+    /// busy machine, long enough to answer a request the test expects to hang.
     pub fn pause(&mut self) {
         if let Some(child) = &self.child {
             signal(child, libc::SIGSTOP);
+            let pid = child.id();
+            let stopped = wait_until(STOP_TIMEOUT, || {
+                thread_states(pid).iter().all(|s| *s == 'T')
+            });
+            assert!(stopped, "influxd {pid} did not stop after SIGSTOP");
         }
     }
 
-    /// SIGCONT after [`Influxd::pause`].
+    /// SIGCONT after [`Influxd::pause`]; returns once no thread is stopped.
     pub fn resume(&mut self) {
         if let Some(child) = &self.child {
             signal(child, libc::SIGCONT);
+            let pid = child.id();
+            let running = wait_until(STOP_TIMEOUT, || {
+                thread_states(pid).iter().all(|s| *s != 'T')
+            });
+            assert!(running, "influxd {pid} did not continue after SIGCONT");
         }
     }
 
@@ -1589,13 +1614,31 @@ impl RelayConfig {
     }
 }
 
+/// Whether some UDP socket on this machine is bound to `port` (`/proc/net/udp{,6}`).
+///
+/// Used to see that the relay has opened its UDP listeners without binding the port to
+/// probe it, which could make the relay's own bind fail. The port is one this binary
+/// handed out, so whoever holds it is almost surely the process under test.
+pub fn udp_port_bound(port: u16) -> bool {
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        // Each row after the header: `sl local_address rem_address ...`, the local
+        // address as `HEXIP:HEXPORT`.
+        text.lines().skip(1).any(|row| {
+            let local = row.split_whitespace().nth(1).unwrap_or_default();
+            let hex_port = local.rsplit(':').next().unwrap_or_default();
+            u16::from_str_radix(hex_port, 16) == Ok(port)
+        })
+    })
+}
+
 /// What [`Relay`] waits for before a test may use it, read from the config text.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RelayEndpoints {
     /// The first `[[http]]` listener (an unspecified host means 127.0.0.1).
     pub http: Option<SocketAddr>,
-    /// Names of the `[[udp]]` listeners.
-    pub udp_names: Vec<String>,
+    /// Every `[[udp]]` listener, in order.
+    pub udp_addrs: Vec<SocketAddr>,
 }
 
 impl RelayEndpoints {
@@ -1621,16 +1664,15 @@ impl RelayEndpoints {
             .get("udp")
             .and_then(|u| u.as_array())
             .map(Vec::as_slice);
-        let udp_names = udp
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|u| {
-                u.get("name")
-                    .and_then(toml::Value::as_str)
-                    .map(str::to_string)
-            })
-            .collect();
-        Ok(RelayEndpoints { http, udp_names })
+        let mut udp_addrs = Vec::new();
+        for listener in udp.unwrap_or_default() {
+            let bind = listener
+                .get("bind-addr")
+                .and_then(toml::Value::as_str)
+                .ok_or("a [[udp]] has no bind-addr")?;
+            udp_addrs.push(connect_addr(bind)?);
+        }
+        Ok(RelayEndpoints { http, udp_addrs })
     }
 }
 
@@ -1674,9 +1716,8 @@ impl Relay {
 
     /// Start the relay in `dir` (from [`Relay::into_dir`]: the spool is kept), with
     /// `config` written to `relay.toml` there. Ready means: `/ping` on the first HTTP
-    /// listener answers 204 with `X-Influxdb-Version: relay` (or, with UDP listeners only,
-    /// each logged `msg="listening"`) and the process is still alive; panics with its
-    /// stderr otherwise after 15 s.
+    /// listener answers 204 with `X-Influxdb-Version: relay`, every UDP listener's port is
+    /// bound, and the process is still alive; panics with its stderr otherwise after 15 s.
     pub fn start_in(dir: TempDir, config: &str) -> Relay {
         let endpoints = RelayEndpoints::from_config(config)
             .unwrap_or_else(|e| panic!("relay config: {e}\n{config}"));
@@ -1750,20 +1791,16 @@ impl Relay {
     }
 
     fn answers(&self) -> bool {
-        match self.endpoints.http {
-            Some(addr) => ping_ok(addr, Some("relay")),
-            None => {
-                let text = self.stderr_text();
-                self.endpoints.udp_names.iter().all(|name| {
-                    let plain = format!("listener={name}");
-                    let quoted = format!("listener=\"{name}\"");
-                    text.lines().any(|l| {
-                        l.contains("msg=\"listening\"")
-                            && (l.contains(&plain) || l.contains(&quoted))
-                    })
-                })
-            }
-        }
+        let http_ok = self
+            .endpoints
+            .http
+            .is_none_or(|addr| ping_ok(addr, Some("relay")));
+        http_ok
+            && self
+                .endpoints
+                .udp_addrs
+                .iter()
+                .all(|addr| udp_port_bound(addr.port()))
     }
 
     /// The first HTTP listener's address.
