@@ -1,4 +1,37 @@
-//! Line protocol, parsed just enough (SPEC §4.3). INTERFACE STUB: being written.
+//! Line protocol, parsed just enough (SPEC §4.3).
+//!
+//! The relay never re-serialises a point: it finds where each line ends, checks that the
+//! line has the structure InfluxDB 1.x will accept, and forwards the bytes unchanged
+//! apart from dropping a trailing `\r` and appending the receive time to lines that have
+//! no timestamp. Nothing is allocated per line; the common case (a line without a `"`)
+//! is found with one `memchr2` pass and checked with one forward pass.
+//!
+//! Lines end at `\n` except inside a double-quoted string *field value*: quotes in the
+//! measurement, tag keys, tag values and field keys are ordinary characters. A `#` as
+//! the first non-blank byte makes the line a comment, which ends at the next `\n` (its
+//! quotes mean nothing). Blank lines hold only spaces and tabs.
+//!
+//! Line numbers in errors count physical lines, as an editor shows the client's body: a
+//! line whose string value spans three physical lines is reported by the number of its
+//! first one, and the line after it is three further on.
+//!
+//! Where this scanner knowingly differs from InfluxDB 1.6's parser:
+//! - unsigned integers (`1u`, up to `u64::MAX`) are accepted, and a trailing `\r` is
+//!   dropped (SPEC §4.3);
+//! - text after a closing quote (`v="x"y`, which 1.6 silently ignores) is rejected, and so
+//!   is a tag value that starts with `=`;
+//! - a backslash before a newline does not join two lines (1.6 would); the first line then
+//!   ends in a bare backslash and is rejected;
+//! - NUL is not whitespace, and a timestamp only has to fit an `i64` (the backend still
+//!   rejects one that overflows after scaling by a coarse precision);
+//! - a line whose quotes 1.6's line splitter would pair differently from its field parser
+//!   is rejected (`ambiguous quotes`), so a forwarded body always splits into the same
+//!   lines on the backend as here, and valid lines can be concatenated safely.
+//!
+//! Comments are dropped by [`stamp_body`] and make [`check_body`] ask for a rewrite:
+//! InfluxDB 1.6 pairs quotes inside comments and could swallow the lines after one.
+
+use memchr::{memchr, memchr2};
 
 /// Timestamp precision of a write (`precision=` or a UDP listener's `precision`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -14,12 +47,45 @@ pub enum Precision {
 
 impl Precision {
     /// `n ns u us µ ms s m h`; `None` for anything else (empty is the caller's default).
-    pub fn parse(_s: &str) -> Option<Precision> {
-        None
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "n" | "ns" => Precision::Nanoseconds,
+            "u" | "us" | "µ" => Precision::Microseconds,
+            "ms" => Precision::Milliseconds,
+            "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
+            _ => return None,
+        })
     }
+
     /// Nanoseconds since the epoch → a timestamp in this precision (truncated).
     pub fn from_nanos(self, ns: i64) -> i64 {
-        ns
+        ns / self.nanos_per_unit()
+    }
+
+    /// The spelling InfluxDB 1.x understands in `precision=`. It silently reads any other
+    /// value (`ns`, `us`, `µ`) as nanoseconds, so a forwarded query must use this one.
+    pub fn as_query_value(self) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "n",
+            Precision::Microseconds => "u",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+            Precision::Minutes => "m",
+            Precision::Hours => "h",
+        }
+    }
+
+    fn nanos_per_unit(self) -> i64 {
+        match self {
+            Precision::Nanoseconds => 1,
+            Precision::Microseconds => 1_000,
+            Precision::Milliseconds => 1_000_000,
+            Precision::Seconds => 1_000_000_000,
+            Precision::Minutes => 60_000_000_000,
+            Precision::Hours => 3_600_000_000_000,
+        }
     }
 }
 
@@ -41,17 +107,1401 @@ impl std::fmt::Display for ParseError {
 pub struct BodyInfo {
     /// Point lines (comments and blank lines excluded).
     pub points: usize,
-    /// Some line lacks a timestamp or ends in `\r`: forward `stamp_body`'s output.
+    /// Some line lacks a timestamp, ends in `\r` or is a comment: forward `stamp_body`'s
+    /// output rather than the body as received.
     pub needs_rewrite: bool,
 }
 
-/// Validate every line of `body`; all-or-nothing.
-pub fn check_body(_body: &[u8]) -> Result<BodyInfo, ParseError> {
-    Ok(BodyInfo::default())
+/// What a valid line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// Only spaces and tabs (or nothing).
+    Blank,
+    /// First non-blank byte is `#`.
+    Comment,
+    Point {
+        has_timestamp: bool,
+    },
 }
 
-/// Append the forwardable form of a checked `body` to `out`: `\r` before `\n` dropped,
-/// ` <ts>` appended to point lines without a timestamp, everything else byte for byte.
-pub fn stamp_body(body: &[u8], _ts: i64, out: &mut Vec<u8>) {
-    out.extend_from_slice(body);
+/// Short lower-case reasons, shown to clients after `line N: `.
+mod reason {
+    pub const MISSING_MEASUREMENT: &str = "missing measurement";
+    pub const MISSING_FIELDS: &str = "missing fields";
+    pub const MISSING_TAG_KEY: &str = "missing tag key";
+    pub const MISSING_TAG_VALUE: &str = "missing tag value";
+    pub const INVALID_TAG: &str = "invalid tag format";
+    pub const DUPLICATE_TAG: &str = "duplicate tag key";
+    pub const MISSING_FIELD_KEY: &str = "missing field key";
+    pub const MISSING_FIELD_VALUE: &str = "missing field value";
+    pub const INVALID_FIELD: &str = "invalid field format";
+    pub const INVALID_NUMBER: &str = "invalid number";
+    pub const OUT_OF_RANGE: &str = "number out of range";
+    pub const INVALID_BOOLEAN: &str = "invalid boolean";
+    pub const UNTERMINATED_STRING: &str = "unterminated string";
+    pub const AMBIGUOUS_QUOTES: &str = "ambiguous quotes";
+    pub const BAD_TIMESTAMP: &str = "bad timestamp";
+    pub const AFTER_TIMESTAMP: &str = "unexpected text after timestamp";
+    pub const NEWLINE: &str = "newline outside a string field";
+}
+
+/// One logical line of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// The line without its `\n`; a trailing `\r` is still there. Contains `\n` only
+    /// inside a string field value.
+    pub raw: &'a [u8],
+    /// Physical line (1-based) on which this line starts.
+    pub number: usize,
+}
+
+impl<'a> Line<'a> {
+    /// The line with a trailing `\r` dropped: what `check_line` and backends should see.
+    pub fn text(&self) -> &'a [u8] {
+        match self.raw {
+            [text @ .., b'\r'] => text,
+            text => text,
+        }
+    }
+}
+
+/// Iterator over the lines of a body, see [`split_lines`].
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    body: &'a [u8],
+    /// Start of the next line; may pass `body.len()` by one after a final line that had
+    /// no `\n`.
+    pos: usize,
+    /// Physical line number of the line starting at `pos`.
+    number: usize,
+}
+
+/// The lines of `body`, quote-aware (see the module doc). A final `\n` does not start
+/// another line; an empty body has none.
+pub fn split_lines(body: &[u8]) -> Lines<'_> {
+    Lines {
+        body,
+        pos: 0,
+        number: 1,
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Line<'a>;
+
+    fn next(&mut self) -> Option<Line<'a>> {
+        let rest = self.body.get(self.pos..).filter(|r| !r.is_empty())?;
+        let (len, newlines) = match memchr2(b'\n', b'"', rest) {
+            Some(i) if rest[i] == b'\n' => (i, 0),
+            Some(_) => quoted_line_end(rest),
+            None => (rest.len(), 0),
+        };
+        let line = Line {
+            raw: &rest[..len],
+            number: self.number,
+        };
+        self.pos += len + 1;
+        self.number += 1 + newlines;
+        Some(line)
+    }
+}
+
+/// The length of the line at the start of `rest`, and how many `\n` lie inside it (in
+/// string values). Mirrors what `check_line` accepts: a string can only open right
+/// after the `=` of a field.
+fn quoted_line_end(rest: &[u8]) -> (usize, usize) {
+    let n = rest.len();
+    let line_end = |from: usize| memchr(b'\n', &rest[from..]).map_or(n, |o| from + o);
+
+    let mut i = skip_blanks(rest, 0);
+    if rest.get(i) == Some(&b'#') {
+        return (line_end(i), 0);
+    }
+    // Measurement and tags: a byte is escaped when the byte before it is a backslash.
+    loop {
+        match memchr2(b' ', b'\n', &rest[i..]) {
+            None => return (n, 0),
+            Some(o) => i += o,
+        }
+        if rest[i] == b'\n' {
+            return (i, 0);
+        }
+        if i > 0 && rest[i - 1] == b'\\' {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i = skip_blanks(rest, i + 1);
+
+    // Fields: a backslash escapes the next byte unless that byte is the line's end.
+    let mut newlines = 0;
+    let mut in_key = true;
+    loop {
+        i = find::<FieldKeyStop>(rest, i);
+        let Some(&b) = rest.get(i) else {
+            return (n, newlines);
+        };
+        match b {
+            b'\n' => return (i, newlines),
+            b' ' => return (line_end(i), newlines),
+            b',' => in_key = true,
+            b'\\' => {
+                if rest.get(i + 1) == Some(&b'\n') {
+                    return (i + 1, newlines);
+                }
+                i += 1;
+            }
+            _ if in_key => {
+                // `=`: a value starts.
+                in_key = false;
+                if rest.get(i + 1) == Some(&b'"') {
+                    let open = i + 2;
+                    let close = string_end(rest, open).unwrap_or(n);
+                    newlines += memchr::memchr_iter(b'\n', &rest[open..close]).count();
+                    i = close;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Index just past the quote closing a string whose contents start at `i`; `None` when
+/// the string does not end. `\"` and `\\` (any backslash pair) do not end it.
+fn string_end(buf: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let j = i + memchr2(b'"', b'\\', buf.get(i..)?)?;
+        if buf[j] == b'"' {
+            return Some(j + 1);
+        }
+        i = j + 2;
+    }
+}
+
+/// Check every line of `body`; all-or-nothing. Errors carry the physical line number on
+/// which the offending line starts.
+pub fn check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
+    let mut info = BodyInfo::default();
+    let mut pos = 0;
+    while pos < body.len() {
+        // Optimistically end the line at the next `\n`: only a string value can run over
+        // one, and then the string looks unterminated.
+        let nl = memchr(b'\n', &body[pos..]).map_or(body.len(), |o| pos + o);
+        let mut end = nl;
+        let (mut result, mut cr) = check_span(body, pos, end);
+        if result == Err(reason::UNTERMINATED_STRING) && nl < body.len() {
+            end = pos + quoted_line_end(&body[pos..]).0;
+            (result, cr) = check_span(body, pos, end);
+        }
+        match result {
+            Ok(LineKind::Point { has_timestamp }) => {
+                info.points += 1;
+                info.needs_rewrite |= cr || !has_timestamp;
+            }
+            Ok(LineKind::Comment) => info.needs_rewrite = true,
+            Ok(LineKind::Blank) => info.needs_rewrite |= cr,
+            Err(reason) => {
+                // Counting lines only here keeps the common path free of it.
+                let line = 1 + memchr::memchr_iter(b'\n', &body[..pos]).count();
+                return Err(ParseError { line, reason });
+            }
+        }
+        pos = end + 1;
+    }
+    Ok(info)
+}
+
+/// Check `body[start..end]` as a line, a trailing `\r` dropped; also says whether there
+/// was one.
+fn check_span(body: &[u8], start: usize, end: usize) -> (Result<LineKind, &'static str>, bool) {
+    let text_end = if end > start && body[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    (check_at(&body[..text_end], start), text_end != end)
+}
+
+/// Append the forwardable form of a checked `body` to `out`: blank and comment lines
+/// dropped, `\r` before `\n` dropped, ` <ts>` appended to point lines without a timestamp
+/// (after their trailing blanks), every line ended by `\n`. On a body `check_body`
+/// rejected the output is unspecified but this still does not panic.
+pub fn stamp_body(body: &[u8], ts: i64, out: &mut Vec<u8>) {
+    out.reserve(body.len() + 1);
+    for line in split_lines(body) {
+        let text = line.text();
+        let start = skip_blanks(text, 0);
+        match text.get(start) {
+            None | Some(b'#') => continue,
+            Some(_) => {}
+        }
+        if ends_with_timestamp(text) {
+            out.extend_from_slice(text);
+        } else {
+            out.extend_from_slice(trim_end_blanks(text));
+            out.push(b' ');
+            write_timestamp(out, ts);
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Append `ts` in decimal.
+pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = ts.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if ts < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Whether a point line (as `check_line` accepted it) ends with a timestamp. A field
+/// value's digits always follow `=`, `.`, `e` or a sign, never a blank, so the last
+/// token alone decides.
+fn ends_with_timestamp(text: &[u8]) -> bool {
+    let t = trim_end_blanks(text);
+    let digits = t.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return false;
+    }
+    let mut k = t.len() - digits;
+    if k > 0 && t[k - 1] == b'-' {
+        k -= 1;
+    }
+    k > 0 && matches!(t[k - 1], b' ' | b'\t')
+}
+
+/// Check one line (without its `\n` and trailing `\r`; see [`Line::text`]).
+pub fn check_line(line: &[u8]) -> Result<LineKind, &'static str> {
+    check_at(line, 0)
+}
+
+/// Check the line `buf[start..]`. The bytes before `start` are never parsed; they only let
+/// a 16-byte load near the end of the line reach back instead of going byte by byte.
+fn check_at(buf: &[u8], start: usize) -> Result<LineKind, &'static str> {
+    let first = skip_blanks(buf, start);
+    match buf.get(first) {
+        None => return Ok(LineKind::Blank),
+        Some(b'#') => return Ok(LineKind::Comment),
+        Some(_) => {}
+    }
+    let key = scan_key(buf, first)?;
+    let has_timestamp = scan_fields(buf, key.end + 1)?;
+    // InfluxDB's line splitter starts pairing quotes at the first unescaped space; when
+    // that is the separator (no space before it), it pairs them exactly as parsed here.
+    let early_space = key.escaped_space || buf[start..first].contains(&b' ');
+    if early_space && memchr(b'"', &buf[start..]).is_some() {
+        check_backend_quoting(&buf[start..])?;
+    }
+    Ok(LineKind::Point { has_timestamp })
+}
+
+/// A set of bytes the scanner looks for.
+trait ByteClass {
+    fn contains(b: u8) -> bool;
+    /// Bit `k` set when `chunk[k]` is in the set.
+    fn mask16(chunk: &[u8; 16]) -> u32;
+}
+
+/// Ends a run in the measurement or a tag (a newline is never valid there).
+struct KeyStop;
+/// Ends a run in a field key.
+struct FieldKeyStop;
+struct NonDigit;
+
+impl ByteClass for KeyStop {
+    #[inline(always)]
+    fn contains(b: u8) -> bool {
+        matches!(b, b',' | b' ' | b'=' | b'\n')
+    }
+    #[inline(always)]
+    fn mask16(chunk: &[u8; 16]) -> u32 {
+        simd::any_of(chunk, [b',', b' ', b'=', b'\n'])
+    }
+}
+
+impl ByteClass for FieldKeyStop {
+    #[inline(always)]
+    fn contains(b: u8) -> bool {
+        matches!(b, b'\\' | b',' | b' ' | b'=' | b'\n')
+    }
+    #[inline(always)]
+    fn mask16(chunk: &[u8; 16]) -> u32 {
+        simd::any_of(chunk, [b'\\', b',', b' ', b'=', b'\n'])
+    }
+}
+
+impl ByteClass for NonDigit {
+    #[inline(always)]
+    fn contains(b: u8) -> bool {
+        !b.is_ascii_digit()
+    }
+    #[inline(always)]
+    fn mask16(chunk: &[u8; 16]) -> u32 {
+        simd::non_digits(chunk)
+    }
+}
+
+/// 16-byte classification with SSE2, which every x86_64 CPU has.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
+    };
+
+    #[inline(always)]
+    pub fn any_of<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe { any_of_sse2(chunk, bytes) }
+    }
+
+    #[inline(always)]
+    pub fn non_digits(chunk: &[u8; 16]) -> u32 {
+        // SAFETY: SSE2 is part of the x86_64 baseline.
+        unsafe { non_digits_sse2(chunk) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn load(chunk: &[u8; 16]) -> __m128i {
+        // SAFETY: an unaligned load of exactly the 16 bytes `chunk` borrows.
+        unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn any_of_sse2<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
+        let v = load(chunk);
+        let mut hits = _mm_setzero_si128();
+        for b in bytes {
+            hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)));
+        }
+        _mm_movemask_epi8(hits) as u32
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn non_digits_sse2(chunk: &[u8; 16]) -> u32 {
+        let v = load(chunk);
+        // Signed compares: bytes >= 0x80 are negative, so never digits.
+        let digits = _mm_and_si128(
+            _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+            _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+        );
+        !(_mm_movemask_epi8(digits) as u32) & 0xffff
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    #[inline(always)]
+    pub fn any_of<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
+        mask(chunk, |b| bytes.contains(&b))
+    }
+
+    #[inline(always)]
+    pub fn non_digits(chunk: &[u8; 16]) -> u32 {
+        mask(chunk, |b| !b.is_ascii_digit())
+    }
+
+    #[inline(always)]
+    fn mask(chunk: &[u8; 16], hit: impl Fn(u8) -> bool) -> u32 {
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0, |m, (k, &b)| m | (u32::from(hit(b)) << k))
+    }
+}
+
+/// Index of the first byte at or after `i` in class `C`; `line.len()` (or `i` if larger)
+/// when there is none.
+#[inline(always)]
+fn find<C: ByteClass>(line: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = line.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let hits = C::mask16(chunk);
+        if hits != 0 {
+            return i + hits.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    if i >= line.len() {
+        return i;
+    }
+    // Under 16 bytes left: test the buffer's last 16 bytes, ignoring those before `i`.
+    if let Some(chunk) = line.last_chunk::<16>() {
+        let base = line.len() - 16;
+        let hits = C::mask16(chunk) >> (i - base);
+        return if hits != 0 {
+            i + hits.trailing_zeros() as usize
+        } else {
+            line.len()
+        };
+    }
+    while i < line.len() && !C::contains(line[i]) {
+        i += 1;
+    }
+    i
+}
+
+#[inline]
+fn skip_blanks(line: &[u8], mut i: usize) -> usize {
+    while i < line.len() && matches!(line[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+fn trim_end_blanks(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+#[inline(always)]
+fn skip_digits(line: &[u8], i: usize) -> usize {
+    find::<NonDigit>(line, i)
+}
+
+/// Where the measurement and tags end.
+struct KeyEnd {
+    /// Index of the space that ends them.
+    end: usize,
+    /// They contain an escaped space.
+    escaped_space: bool,
+}
+
+/// Measurement and tags, from the measurement's first byte (not blank, not `#`). As in
+/// InfluxDB, a separator here is escaped when the byte before it is a backslash.
+fn scan_key(line: &[u8], start: usize) -> Result<KeyEnd, &'static str> {
+    match line.get(start) {
+        None | Some(b',') => return Err(reason::MISSING_MEASUREMENT),
+        Some(b'\n') => return Err(reason::NEWLINE),
+        Some(_) => {}
+    }
+    let mut escaped_space = false;
+    let mut i = start + 1;
+    loop {
+        i = find::<KeyStop>(line, i);
+        let Some(&b) = line.get(i) else {
+            return Err(reason::MISSING_FIELDS);
+        };
+        if b == b'\n' {
+            return Err(reason::NEWLINE);
+        }
+        if line[i - 1] == b'\\' {
+            escaped_space |= b == b' ';
+        } else if b == b' ' {
+            return Ok(KeyEnd {
+                end: i,
+                escaped_space,
+            });
+        } else if b == b',' {
+            return scan_tags(line, i + 1, escaped_space);
+        }
+        // `=` is an ordinary byte in a measurement.
+        i += 1;
+    }
+}
+
+/// The tags, from the first byte of the first tag key.
+fn scan_tags(line: &[u8], first: usize, mut escaped_space: bool) -> Result<KeyEnd, &'static str> {
+    let mut i = first;
+    // Clients usually sort their tags; while they are strictly increasing no key can
+    // repeat, and only an unsorted set needs the slower search.
+    let mut prev_key: &[u8] = &[];
+    let mut sorted = true;
+    loop {
+        match line.get(i) {
+            None | Some(b' ' | b',' | b'=') => return Err(reason::MISSING_TAG_KEY),
+            Some(b'\n') => return Err(reason::NEWLINE),
+            Some(_) => {}
+        }
+        let key_start = i;
+        i += 1;
+        loop {
+            i = find::<KeyStop>(line, i);
+            match line.get(i) {
+                None => return Err(reason::MISSING_TAG_VALUE),
+                Some(b'\n') => return Err(reason::NEWLINE),
+                Some(&b) if line[i - 1] == b'\\' => {
+                    escaped_space |= b == b' ';
+                    i += 1;
+                }
+                Some(b'=') => break,
+                Some(_) => return Err(reason::MISSING_TAG_VALUE),
+            }
+        }
+        let key = &line[key_start..i];
+        if sorted {
+            match byte_order(key, prev_key) {
+                std::cmp::Ordering::Greater => prev_key = key,
+                std::cmp::Ordering::Equal => return Err(reason::DUPLICATE_TAG),
+                std::cmp::Ordering::Less => sorted = false,
+            }
+        }
+        i += 1;
+        match line.get(i) {
+            None | Some(b' ' | b',') => return Err(reason::MISSING_TAG_VALUE),
+            Some(b'=') => return Err(reason::INVALID_TAG),
+            Some(b'\n') => return Err(reason::NEWLINE),
+            Some(_) => {}
+        }
+        i += 1;
+        loop {
+            i = find::<KeyStop>(line, i);
+            match line.get(i) {
+                None => return Err(reason::MISSING_FIELDS),
+                Some(b'\n') => return Err(reason::NEWLINE),
+                Some(&b) if line[i - 1] == b'\\' => {
+                    escaped_space |= b == b' ';
+                    i += 1;
+                }
+                Some(b',') => break,
+                Some(b' ') => {
+                    if !sorted && has_duplicate_tag(&line[first..i]) {
+                        return Err(reason::DUPLICATE_TAG);
+                    }
+                    return Ok(KeyEnd {
+                        end: i,
+                        escaped_space,
+                    });
+                }
+                Some(_) => return Err(reason::INVALID_TAG),
+            }
+        }
+        i += 1;
+    }
+}
+
+/// `a.cmp(b)` without a call to `memcmp`, which costs more than the few bytes that
+/// short keys and timestamps need.
+#[inline]
+fn byte_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Whether two raw (still escaped) keys in an already validated tag section
+/// (`k=v,k=v...`) are equal, which is how InfluxDB 1.x compares them.
+fn has_duplicate_tag(tags: &[u8]) -> bool {
+    const INLINE: usize = 16;
+    let mut inline: [&[u8]; INLINE] = [&[]; INLINE];
+    let mut count = 0;
+    let mut spilled: Vec<&[u8]> = Vec::new();
+    for key in tag_keys(tags) {
+        if count < INLINE {
+            inline[count] = key;
+        } else {
+            // A line with this many unsorted tags is rare enough to pay an allocation.
+            if count == INLINE {
+                spilled.extend_from_slice(&inline);
+            }
+            spilled.push(key);
+        }
+        count += 1;
+    }
+    if count <= INLINE {
+        let keys = &inline[..count];
+        return keys
+            .iter()
+            .enumerate()
+            .any(|(a, ka)| keys[a + 1..].iter().any(|kb| ka == kb));
+    }
+    spilled.sort_unstable();
+    spilled.windows(2).any(|w| w[0] == w[1])
+}
+
+/// The raw keys of a validated tag section.
+fn tag_keys(tags: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i >= tags.len() {
+            return None;
+        }
+        let start = i;
+        let mut in_key = true;
+        let mut key_end = tags.len();
+        i += 1;
+        while i < tags.len() {
+            let b = tags[i];
+            if tags[i - 1] != b'\\' {
+                if in_key && b == b'=' {
+                    key_end = i;
+                    in_key = false;
+                    // The value's first byte is never a separator.
+                    i += 1;
+                } else if !in_key && b == b',' {
+                    break;
+                }
+            }
+            i += 1;
+        }
+        i += 1;
+        Some(&tags[start..key_end])
+    })
+}
+
+/// Fields and the optional timestamp, from the byte after the space that ends the key.
+/// Returns whether there is a timestamp.
+fn scan_fields(line: &[u8], from: usize) -> Result<bool, &'static str> {
+    let mut i = skip_blanks(line, from);
+    if i >= line.len() {
+        return Err(reason::MISSING_FIELDS);
+    }
+    loop {
+        let key_start = i;
+        loop {
+            i = find::<FieldKeyStop>(line, i);
+            match line.get(i) {
+                Some(b'=') => break,
+                Some(b'\\') => match line.get(i + 1) {
+                    None => return Err(reason::INVALID_FIELD),
+                    Some(b'\n') => return Err(reason::NEWLINE),
+                    Some(_) => i += 2,
+                },
+                Some(b'\n') => return Err(reason::NEWLINE),
+                _ => return Err(reason::INVALID_FIELD),
+            }
+        }
+        if i == key_start {
+            return Err(reason::MISSING_FIELD_KEY);
+        }
+        i += 1;
+        i = match line.get(i) {
+            None | Some(b',' | b' ') => return Err(reason::MISSING_FIELD_VALUE),
+            Some(b'"') => string_end(line, i + 1).ok_or(reason::UNTERMINATED_STRING)?,
+            Some(b'0'..=b'9' | b'-' | b'.') => scan_number(line, i)?,
+            Some(b't' | b'f' | b'T' | b'F') => scan_bool(line, i)?,
+            // InfluxDB reads these as a number, hence its message for `NaN`.
+            Some(b'n' | b'N') => return Err(reason::INVALID_NUMBER),
+            Some(_) => return Err(reason::INVALID_BOOLEAN),
+        };
+        match line.get(i) {
+            None => return Ok(false),
+            Some(b',') => i += 1,
+            Some(b' ') => return scan_timestamp(line, i + 1),
+            // Only a string can end before a separator.
+            Some(_) => return Err(reason::INVALID_FIELD),
+        }
+    }
+}
+
+/// Largest magnitudes, in decimal without leading zeros.
+const I64_MAX: &[u8] = b"9223372036854775807";
+const I64_MIN_ABS: &[u8] = b"9223372036854775808";
+const U64_MAX: &[u8] = b"18446744073709551615";
+
+/// A float (`1`, `-1.5`, `.5`, `5.`, `1e10`, `1E+10`), an integer `123i` or an unsigned
+/// `123u`, starting at `start`; returns the index of the byte after it.
+fn scan_number(line: &[u8], start: usize) -> Result<usize, &'static str> {
+    let negative = line.get(start) == Some(&b'-');
+    let int_start = start + usize::from(negative);
+    let int_end = skip_digits(line, int_start);
+    let mut i = int_end;
+    let mut mantissa_digits = int_end - int_start;
+    let fraction = line.get(i) == Some(&b'.');
+    if fraction {
+        let frac_start = i + 1;
+        i = skip_digits(line, frac_start);
+        mantissa_digits += i - frac_start;
+    }
+    if mantissa_digits == 0 {
+        return Err(reason::INVALID_NUMBER);
+    }
+    let digits = &line[int_start..int_end];
+    match line.get(i) {
+        None | Some(b',' | b' ') => {
+            // Only a float with hundreds of integer digits can overflow without an exponent.
+            if digits.len() > 300 {
+                check_float_range(&line[start..i])?;
+            }
+            Ok(i)
+        }
+        Some(b'i') if !fraction => {
+            let max = if negative { I64_MIN_ABS } else { I64_MAX };
+            check_integer_range(digits, max)?;
+            value_end(line, i + 1)
+        }
+        Some(b'u') if !fraction && !negative => {
+            check_integer_range(digits, U64_MAX)?;
+            value_end(line, i + 1)
+        }
+        Some(b'e' | b'E') => {
+            i += 1;
+            if matches!(line.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let exp_start = i;
+            i = skip_digits(line, i);
+            if i == exp_start {
+                return Err(reason::INVALID_NUMBER);
+            }
+            let end = value_end(line, i)?;
+            check_float_range(&line[start..end])?;
+            Ok(end)
+        }
+        Some(_) => Err(reason::INVALID_NUMBER),
+    }
+}
+
+/// `i` if a number ends there, else the number has trailing junk.
+#[inline]
+fn value_end(line: &[u8], i: usize) -> Result<usize, &'static str> {
+    match line.get(i) {
+        None | Some(b',' | b' ') => Ok(i),
+        Some(_) => Err(reason::INVALID_NUMBER),
+    }
+}
+
+/// Decimal `digits` (leading zeros allowed) are at most `max` (written without any).
+fn check_integer_range(digits: &[u8], max: &[u8]) -> Result<(), &'static str> {
+    if digits.len() < max.len() {
+        return Ok(());
+    }
+    let significant = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
+    let digits = &digits[significant..];
+    // Same length: decimal order is byte order.
+    let fits = match digits.len().cmp(&max.len()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Equal => byte_order(digits, max).is_le(),
+        std::cmp::Ordering::Greater => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(reason::OUT_OF_RANGE)
+    }
+}
+
+/// InfluxDB rejects a float that overflows to infinity (underflow to zero is fine).
+fn check_float_range(token: &[u8]) -> Result<(), &'static str> {
+    let value: f64 = std::str::from_utf8(token)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(reason::INVALID_NUMBER)?;
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(reason::OUT_OF_RANGE)
+    }
+}
+
+fn scan_bool(line: &[u8], start: usize) -> Result<usize, &'static str> {
+    let mut end = start;
+    while end < line.len() && !matches!(line[end], b',' | b' ') {
+        end += 1;
+    }
+    match &line[start..end] {
+        b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
+        | b"FALSE" => Ok(end),
+        _ => Err(reason::INVALID_BOOLEAN),
+    }
+}
+
+/// The optional timestamp, from the byte after the space that ends the fields.
+fn scan_timestamp(line: &[u8], from: usize) -> Result<bool, &'static str> {
+    let start = skip_blanks(line, from);
+    if start >= line.len() {
+        return Ok(false);
+    }
+    let negative = line[start] == b'-';
+    let digits_start = start + usize::from(negative);
+    let end = skip_digits(line, digits_start);
+    if end == digits_start || !matches!(line.get(end), None | Some(b' ')) {
+        return Err(reason::BAD_TIMESTAMP);
+    }
+    let max = if negative { I64_MIN_ABS } else { I64_MAX };
+    check_integer_range(&line[digits_start..end], max).map_err(|_| reason::BAD_TIMESTAMP)?;
+    if line[end..].iter().any(|&b| b != b' ') {
+        return Err(reason::AFTER_TIMESTAMP);
+    }
+    Ok(true)
+}
+
+/// InfluxDB 1.x splits a body into lines with a cruder quote tracker than the parser it
+/// then runs on each line: after the first unescaped space, a `"` toggles "quoted"
+/// whenever more `=` than `,` have been seen outside quotes. Reject a line on which that
+/// tracker would end a line early (an unquoted `\n`) or run into the next line (still
+/// quoted at the end), so that what is forwarded splits on the backend exactly as here.
+fn check_backend_quoting(line: &[u8]) -> Result<(), &'static str> {
+    let (mut fields, mut quoted) = (false, false);
+    let (mut equals, mut commas) = (0usize, 0usize);
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if b == b'\\' && i + 1 < line.len() {
+            i += 2;
+            continue;
+        }
+        fields |= b == b' ';
+        if fields {
+            match b {
+                b'=' if !quoted => equals += 1,
+                b',' if !quoted => commas += 1,
+                b'"' if equals > commas => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if b == b'\n' && !quoted {
+            return Err(reason::AMBIGUOUS_QUOTES);
+        }
+        i += 1;
+    }
+    if quoted {
+        return Err(reason::AMBIGUOUS_QUOTES);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lines_of(body: &[u8]) -> Vec<(Vec<u8>, usize)> {
+        split_lines(body)
+            .map(|l| (l.raw.to_vec(), l.number))
+            .collect()
+    }
+
+    /// The splitting rules written as the plainest byte-at-a-time state machine, to
+    /// check the memchr-driven splitter against.
+    fn reference_split(body: &[u8]) -> Vec<(Vec<u8>, usize)> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum S {
+            Lead,
+            Comment,
+            Key,
+            Gap,
+            FieldKey,
+            ValueStart,
+            Value,
+            Str,
+            StrEscape,
+            Tail,
+        }
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        let mut number = 1;
+        let mut first_number = 1;
+        let mut state = S::Lead;
+        let mut escape = false; // a backslash in a field key or value is pending
+        let mut prev = 0u8;
+        for &b in body {
+            let mut ends = false;
+            match state {
+                S::Lead => match b {
+                    b' ' | b'\t' => {}
+                    b'#' => state = S::Comment,
+                    b'\n' => ends = true,
+                    _ => state = S::Key,
+                },
+                S::Comment | S::Tail => ends = b == b'\n',
+                S::Key => {
+                    if b == b'\n' {
+                        ends = true;
+                    } else if b == b' ' && prev != b'\\' {
+                        state = S::Gap;
+                    }
+                }
+                S::Gap => match b {
+                    b' ' | b'\t' => {}
+                    b'\n' => ends = true,
+                    b'\\' => {
+                        state = S::FieldKey;
+                        escape = true;
+                    }
+                    b'=' => state = S::ValueStart,
+                    _ => state = S::FieldKey,
+                },
+                S::FieldKey | S::ValueStart | S::Value => {
+                    if b == b'\n' {
+                        ends = true;
+                    } else if state == S::ValueStart && b == b'"' {
+                        state = S::Str;
+                    } else if escape {
+                        escape = false;
+                        if state == S::ValueStart {
+                            state = S::Value;
+                        }
+                    } else {
+                        let in_key = state == S::FieldKey;
+                        state = if in_key { S::FieldKey } else { S::Value };
+                        match b {
+                            b'\\' => escape = true,
+                            b' ' => state = S::Tail,
+                            b',' => state = S::FieldKey,
+                            b'=' if in_key => state = S::ValueStart,
+                            _ => {}
+                        }
+                    }
+                }
+                S::Str => match b {
+                    b'\\' => state = S::StrEscape,
+                    b'"' => state = S::Value,
+                    _ => {}
+                },
+                S::StrEscape => state = S::Str,
+            }
+            if b == b'\n' {
+                number += 1;
+            }
+            if ends {
+                out.push((std::mem::take(&mut line), first_number));
+                first_number = number;
+                state = S::Lead;
+                escape = false;
+                prev = 0;
+            } else {
+                line.push(b);
+                prev = b;
+            }
+        }
+        if !line.is_empty() {
+            out.push((line, first_number));
+        }
+        out
+    }
+
+    fn body_from(alphabet: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(alphabet), 0..64)
+    }
+
+    const ALPHABET: &[u8] = b"a,= \"\\\n\r#1i.";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn split_lines_matches_reference(body in body_from(ALPHABET)) {
+            prop_assert_eq!(lines_of(&body), reference_split(&body));
+        }
+
+        #[test]
+        fn check_body_never_panics(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = check_body(&body);
+            let mut out = Vec::new();
+            stamp_body(&body, 42, &mut out);
+        }
+
+        /// Stamping a valid body gives one that needs no rewrite, has the same points,
+        /// and is its own stamp.
+        #[test]
+        fn stamped_body_is_stable(body in body_from(b"m,t=1 v=\"\\\n\r#i.-9 fT\t")) {
+            if let Ok(info) = check_body(&body) {
+                let mut stamped = Vec::new();
+                stamp_body(&body, 7, &mut stamped);
+                let again = check_body(&stamped);
+                prop_assert_eq!(
+                    again.clone(),
+                    Ok(BodyInfo { points: info.points, needs_rewrite: false }),
+                    "{:?} -> {:?}", String::from_utf8_lossy(&body), String::from_utf8_lossy(&stamped)
+                );
+                let mut twice = Vec::new();
+                stamp_body(&stamped, 8, &mut twice);
+                prop_assert_eq!(twice, stamped);
+            }
+        }
+    }
+
+    /// One row of `tests/data/lineproto-cases.jsonl`.
+    struct Case {
+        line: Vec<u8>,
+        relay: String,
+    }
+
+    /// The JSON string value of `key` in a flat one-line object.
+    fn json_field(row: &str, key: &str) -> String {
+        let pat = format!("\"{key}\": \"");
+        let at = row
+            .find(&pat)
+            .unwrap_or_else(|| panic!("no {key} in {row}"))
+            + pat.len();
+        let mut out = String::new();
+        let mut chars = row[at..].chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return out,
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('r') => out.push('\r'),
+                    Some('t') => out.push('\t'),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().take(4).collect();
+                        let code = u32::from_str_radix(&hex, 16).expect("\\u escape");
+                        out.push(char::from_u32(code).expect("scalar value"));
+                    }
+                    Some(other) => out.push(other), // \" \\ \/
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        panic!("unterminated {key} in {row}");
+    }
+
+    fn cases() -> Vec<Case> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/lineproto-cases.jsonl"
+        );
+        let text = std::fs::read_to_string(path).expect("read the cases");
+        text.lines()
+            .filter(|row| !row.trim().is_empty())
+            .map(|row| Case {
+                line: json_field(row, "line").into_bytes(),
+                relay: json_field(row, "relay"),
+            })
+            .collect()
+    }
+
+    fn stamped(body: &[u8], ts: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        stamp_body(body, ts, &mut out);
+        out
+    }
+
+    #[test]
+    fn influxdb_cases() {
+        let cases = cases();
+        assert_eq!(cases.len(), 97);
+        let mut checked = 0;
+        for case in &cases {
+            let shown = String::from_utf8_lossy(&case.line);
+            let result = check_body(&case.line);
+            match case.relay.as_str() {
+                "must-accept" => {
+                    let info = result.unwrap_or_else(|e| panic!("{shown:?} rejected: {e}"));
+                    assert_eq!(info.points, 1, "{shown:?}");
+                    let text = case.line.strip_suffix(b"\r").unwrap_or(&case.line);
+                    let kind = check_line(text).expect("check_line agrees");
+                    let LineKind::Point { has_timestamp } = kind else {
+                        panic!("{shown:?} is {kind:?}");
+                    };
+                    assert_eq!(has_timestamp, ends_with_timestamp(text), "{shown:?}");
+                    let mut want = if has_timestamp {
+                        text.to_vec()
+                    } else {
+                        let mut w = trim_end_blanks(text).to_vec();
+                        w.extend_from_slice(b" 123");
+                        w
+                    };
+                    want.push(b'\n');
+                    assert_eq!(stamped(&case.line, 123), want, "{shown:?}");
+                    checked += 1;
+                }
+                "must-reject" => {
+                    assert!(result.is_err(), "{shown:?} accepted");
+                    checked += 1;
+                }
+                "either" => {}
+                other => panic!("unknown verdict {other}"),
+            }
+        }
+        assert_eq!(checked, 94);
+    }
+
+    fn reason_of(body: &str) -> Result<BodyInfo, ParseError> {
+        check_body(body.as_bytes())
+    }
+
+    fn err(line: usize, reason: &'static str) -> Result<BodyInfo, ParseError> {
+        Err(ParseError { line, reason })
+    }
+
+    #[test]
+    fn reasons() {
+        use reason::*;
+        let table: &[(&str, &str)] = &[
+            (",t=1 v=1", MISSING_MEASUREMENT),
+            ("m", MISSING_FIELDS),
+            ("m ", MISSING_FIELDS),
+            ("m,t=1", MISSING_FIELDS),
+            ("m,t v=1", MISSING_TAG_VALUE),
+            ("m,t= v=1", MISSING_TAG_VALUE),
+            ("m,=1 v=1", MISSING_TAG_KEY),
+            ("m, v=1", MISSING_TAG_KEY),
+            ("m,t=a=b v=1", INVALID_TAG),
+            ("m,t==b v=1", INVALID_TAG),
+            ("m,b=1,a=2,b=3 v=1", DUPLICATE_TAG),
+            ("m,a=1,a=2 v=1", DUPLICATE_TAG),
+            ("m =1", MISSING_FIELD_KEY),
+            ("m v=1,=2", MISSING_FIELD_KEY),
+            ("m v=", MISSING_FIELD_VALUE),
+            ("m v=,w=1", MISSING_FIELD_VALUE),
+            ("m v", INVALID_FIELD),
+            ("m v=1,", INVALID_FIELD),
+            ("m v=\"x\"y", INVALID_FIELD),
+            ("m v=1.2.3", INVALID_NUMBER),
+            ("m v=1.5i", INVALID_NUMBER),
+            ("m v=-1u", INVALID_NUMBER),
+            ("m v=1e5i", INVALID_NUMBER),
+            ("m v=-", INVALID_NUMBER),
+            ("m v=.", INVALID_NUMBER),
+            ("m v=nan", INVALID_NUMBER),
+            ("m v=1e400", OUT_OF_RANGE),
+            ("m v=18446744073709551616u", OUT_OF_RANGE),
+            ("m v=-9223372036854775809i", OUT_OF_RANGE),
+            ("m v=yes", INVALID_BOOLEAN),
+            ("m v=truE", INVALID_BOOLEAN),
+            ("m v=\"abc", UNTERMINATED_STRING),
+            ("m v=1 12a", BAD_TIMESTAMP),
+            ("m v=1 -", BAD_TIMESTAMP),
+            ("m v=1 9223372036854775808", BAD_TIMESTAMP),
+            ("m v=1 1\t", BAD_TIMESTAMP),
+            ("m v=1 1 2", AFTER_TIMESTAMP),
+            ("m v=1 1 \t", AFTER_TIMESTAMP),
+            (" m=x,t=a\"b v=1", AMBIGUOUS_QUOTES),
+        ];
+        for &(line, want) in table {
+            assert_eq!(reason_of(line), err(1, want), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_at_the_limits() {
+        for ok in [
+            "m v=18446744073709551615u",
+            "m v=-9223372036854775808i",
+            "m v=0000000000000000000000000001i",
+            "m v=1e-400",
+            "m v=1.7976931348623157e308",
+            "m v=-.5",
+            "m v=-5.",
+            "m v=1.e5",
+            "m v=0E-0",
+            "m v=1 -9223372036854775808",
+            "m v=1 9223372036854775807",
+        ] {
+            assert!(reason_of(ok).is_ok(), "{ok:?}");
+        }
+        assert_eq!(reason_of("m v=1.8e308"), err(1, reason::OUT_OF_RANGE));
+        let long = format!("m v={}", "9".repeat(400));
+        assert_eq!(reason_of(&long), err(1, reason::OUT_OF_RANGE));
+        let long = format!("m v={}.5", "0".repeat(400));
+        assert!(reason_of(&long).is_ok());
+    }
+
+    #[test]
+    fn line_numbers_count_physical_lines() {
+        let body = "a v=1\n\n# note\nb v=2\nc v=\"x\ny\nz\"\n  \nd v=oops\n";
+        assert_eq!(reason_of(body), err(9, reason::INVALID_BOOLEAN));
+        let body = "a v=1\r\nb v=\"one\r\ntwo\"\r\nc\r\n";
+        assert_eq!(reason_of(body), err(4, reason::MISSING_FIELDS));
+        assert_eq!(
+            reason_of("a v=1\nb v=\"never closed\nc v=1\n"),
+            err(2, reason::UNTERMINATED_STRING)
+        );
+        assert_eq!(reason_of("x"), err(1, reason::MISSING_FIELDS));
+        assert_eq!(reason_of("\n\n\nx"), err(4, reason::MISSING_FIELDS));
+    }
+
+    #[test]
+    fn quoted_newlines() {
+        let body = b"m v=\"a\nb\",w=1i 5\nm v=\"c\\\"\nd\" 6\nm s=\"\\\\\" 7\n";
+        let lines = lines_of(body);
+        assert_eq!(
+            lines,
+            vec![
+                (b"m v=\"a\nb\",w=1i 5".to_vec(), 1),
+                (b"m v=\"c\\\"\nd\" 6".to_vec(), 3),
+                (b"m s=\"\\\\\" 7".to_vec(), 5),
+            ]
+        );
+        assert_eq!(
+            check_body(body),
+            Ok(BodyInfo {
+                points: 3,
+                needs_rewrite: false
+            })
+        );
+        // Quotes outside a field value do not open a string.
+        let body = b"\"m\",t=\"a v=1 1\nm,t=b\" v=1 2\n# say \"hi\nm v=\"x\" 3\n";
+        assert_eq!(lines_of(body).len(), 4);
+        assert_eq!(
+            check_body(body),
+            Ok(BodyInfo {
+                points: 3,
+                needs_rewrite: true
+            })
+        );
+        // A string key is not a string value.
+        assert_eq!(lines_of(b"m \"k=1 2\nm v=2").len(), 2);
+    }
+
+    #[test]
+    fn crlf_blank_and_comment_lines() {
+        let body = b"# header\r\n\r\n  \t\nm v=1 10\r\n\t# indented\nm v=2 11\r\n";
+        assert_eq!(
+            check_body(body),
+            Ok(BodyInfo {
+                points: 2,
+                needs_rewrite: true
+            })
+        );
+        assert_eq!(stamped(body, 99), b"m v=1 10\nm v=2 11\n");
+        let body = b"m v=1 10\n\nm v=2 11";
+        assert_eq!(
+            check_body(body),
+            Ok(BodyInfo {
+                points: 2,
+                needs_rewrite: false
+            })
+        );
+        assert_eq!(check_body(b""), Ok(BodyInfo::default()));
+        assert_eq!(check_body(b"\n \n"), Ok(BodyInfo::default()));
+        assert_eq!(check_line(b"  # c"), Ok(LineKind::Comment));
+        assert_eq!(check_line(b" \t "), Ok(LineKind::Blank));
+        // Only one `\r` is a line ending.
+        assert_eq!(reason_of("m v=1\r\r\n"), err(1, reason::INVALID_NUMBER));
+    }
+
+    #[test]
+    fn escapes() {
+        for ok in [
+            "m\\ x,t\\ k=v\\ w f\\ k=1",
+            "m\\,x,t\\,k=v\\,w f\\,k=1",
+            "m,t\\=k=v\\=w f\\=k=1",
+            "m v=\"a\\\\\"",
+            "m v=\"\\\"\"",
+            "m v=\"a\\nb\"",
+            "m=x v=1",
+            "\\ m v=1",
+            "m,t=a\\ b\\,c\\=d v=1",
+        ] {
+            assert!(reason_of(ok).is_ok(), "{ok:?}: {:?}", reason_of(ok));
+        }
+        // InfluxDB's key scanner only looks at the byte before a separator.
+        assert_eq!(reason_of("m,t=a\\\\ v=1"), err(1, reason::INVALID_TAG));
+        assert_eq!(reason_of("m v=1\\"), err(1, reason::INVALID_NUMBER));
+        assert_eq!(reason_of("m v\\"), err(1, reason::INVALID_FIELD));
+        // A backslash before a newline does not join lines.
+        assert_eq!(lines_of(b"m,t=a\\\nb v=1").len(), 2);
+        assert_eq!(reason_of("m,t=a\\\nb v=1"), err(1, reason::MISSING_FIELDS));
+    }
+
+    #[test]
+    fn unsorted_tags() {
+        assert!(reason_of("m,b=1,a=2,c=3 v=1").is_ok());
+        let many: Vec<String> = (0..40).rev().map(|i| format!("k{i:02}=v")).collect();
+        let line = format!("m,{} v=1", many.join(","));
+        assert!(reason_of(&line).is_ok());
+        let line = format!("m,{},k17=w v=1", many.join(","));
+        assert_eq!(reason_of(&line), err(1, reason::DUPLICATE_TAG));
+        let line = format!("m,{},k17=w v=1", many[..10].join(","));
+        assert!(reason_of(&line).is_ok());
+        let line = format!("m,{},k35=w v=1", many[..10].join(","));
+        assert_eq!(reason_of(&line), err(1, reason::DUPLICATE_TAG));
+        // Keys compare as written: an escaped space is not a space.
+        assert!(reason_of("m,a\\ b=1,a\\,b=2 v=1").is_ok());
+        assert_eq!(
+            reason_of("m,b=1,a\\ b=2,a\\ b=3 v=1"),
+            err(1, reason::DUPLICATE_TAG)
+        );
+        assert!(reason_of("m,b\\ =1,b=2,b\\ =3 v=1").is_err());
+    }
+
+    #[test]
+    fn newline_only_inside_strings() {
+        assert_eq!(check_line(b"m\nx v=1"), Err(reason::NEWLINE));
+        assert_eq!(check_line(b"m,t=a\nb v=1"), Err(reason::NEWLINE));
+        assert_eq!(check_line(b"m v\nw=1"), Err(reason::NEWLINE));
+        assert_eq!(check_line(b"m v=1\n"), Err(reason::INVALID_NUMBER));
+        assert_eq!(check_line(b"\nm v=1"), Err(reason::NEWLINE));
+        assert_eq!(
+            check_line(b"m v=\"a\nb\""),
+            Ok(LineKind::Point {
+                has_timestamp: false
+            })
+        );
+    }
+
+    #[test]
+    fn stamping_at_each_precision() {
+        let ns: i64 = 1_700_000_123_456_789_012;
+        let want = [
+            ("n", 1_700_000_123_456_789_012),
+            ("ns", 1_700_000_123_456_789_012),
+            ("u", 1_700_000_123_456_789),
+            ("us", 1_700_000_123_456_789),
+            ("µ", 1_700_000_123_456_789),
+            ("ms", 1_700_000_123_456),
+            ("s", 1_700_000_123),
+            ("m", 28_333_335),
+            ("h", 472_222),
+        ];
+        let body = b"m v=1\nm v=2 5\nm v=3  \t\r\n";
+        for (name, ts) in want {
+            let precision = Precision::parse(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(precision.from_nanos(ns), ts, "{name}");
+            let out = stamped(body, precision.from_nanos(ns));
+            let expect = format!("m v=1 {ts}\nm v=2 5\nm v=3 {ts}\n");
+            assert_eq!(String::from_utf8_lossy(&out), expect, "{name}");
+        }
+        for bad in ["", "N", "nanoseconds", "S", "μ", "us "] {
+            assert_eq!(Precision::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            Precision::parse("us").map(Precision::as_query_value),
+            Some("u")
+        );
+        assert_eq!(Precision::default().as_query_value(), "n");
+    }
+
+    #[test]
+    fn timestamps_are_written_in_decimal() {
+        for ts in [0, 7, -7, 1_700_000_000, i64::MAX, i64::MIN] {
+            let mut out = b"x".to_vec();
+            write_timestamp(&mut out, ts);
+            assert_eq!(out, format!("x{ts}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn needs_rewrite() {
+        let cases: &[(&str, bool)] = &[
+            ("m v=1 1\nm v=2 2\n", false),
+            ("m v=1 1\nm v=2\n", true),
+            ("m v=1 1\r\n", true),
+            ("m v=1 1\n# c\n", true),
+            ("m v=1 1\n\n   \n", false),
+            ("m v=1 1 ", false),
+        ];
+        for &(body, want) in cases {
+            let info = reason_of(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+            assert_eq!(info.needs_rewrite, want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn error_display() {
+        let e = ParseError {
+            line: 3,
+            reason: reason::BAD_TIMESTAMP,
+        };
+        assert_eq!(e.to_string(), "line 3: bad timestamp");
+    }
 }
