@@ -1,0 +1,347 @@
+//! Durability (SPEC §5): ordered queues, the RAM retry buffer and the disk spool,
+//! against real InfluxDB stopped with kill -9 or SIGSTOP.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// How long replay may take to drain after a backend returns.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// `n` points of measurement `m`, sequence numbers `from..from+n` as timestamps, so
+/// every point is distinct and a replay of one is an idempotent overwrite.
+fn seq_body(m: &str, from: u64, n: u64) -> String {
+    (from..from + n)
+        .map(|i| format!("{m},src=t seq={i}i {}\n", 1_600_000_000_000_000_000 + i))
+        .collect()
+}
+
+fn own_backends(n: usize, db: &str) -> Vec<Influxd> {
+    let backends = Influxd::start_n(n);
+    for b in &backends {
+        create_db(b, db);
+    }
+    backends
+}
+
+fn wait_count(b: &Influxd, db: &str, m: &str, want: u64) -> u64 {
+    let mut last = 0;
+    wait_until(CATCH_UP, || {
+        last = count(b.http_addr(), db, m);
+        last >= want
+    });
+    last
+}
+
+#[test]
+fn single_backend_down_with_spool_answers_204_and_loses_nothing() {
+    let db = unique_db("dur_single");
+    let mut backends = own_backends(1, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-delay-interval", "1s");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[0].kill9();
+    for r in 0..20 {
+        let resp = relay.write(&db, &seq_body("m", r * 10, 10));
+        assert_eq!(resp.status, 204, "request {r}: {}", resp.body_str());
+    }
+    backends[0].restart();
+    assert_eq!(wait_count(&backends[0], &db, "m", 200), 200);
+}
+
+#[test]
+fn ram_buffer_overflow_is_caught_by_the_spool() {
+    let db = unique_db("dur_overflow");
+    let mut backends = own_backends(2, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "all")
+        .outputs_to(backends.iter(), "2s")
+        .output_opt("buffer-size-mb", 1)
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-delay-interval", "1s");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[1].kill9();
+    // About 3 MB: three times what the RAM buffer alone could hold.
+    let per_request = 1000;
+    for r in 0..30 {
+        let resp = relay.write(&db, &seq_body("big", r * per_request, per_request));
+        assert_eq!(resp.status, 204, "request {r}: {}", resp.body_str());
+    }
+    backends[1].restart();
+    let want = 30 * per_request;
+    assert_eq!(count(backends[0].http_addr(), &db, "big"), want);
+    assert_eq!(wait_count(&backends[1], &db, "big", want), want);
+}
+
+#[test]
+fn kill9_of_the_relay_with_a_spool_loses_no_acknowledged_write_and_torn_tail_is_cut() {
+    let db = unique_db("dur_kill9");
+    let mut backends = own_backends(1, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-delay-interval", "1s");
+    let toml = cfg.to_toml();
+    let relay = Relay::start(&toml);
+    backends[0].kill9();
+    for r in 0..10 {
+        assert_eq!(relay.write(&db, &seq_body("k", r * 50, 50)).status, 204);
+    }
+    let dir = relay.into_dir(); // kill -9
+
+    // A torn write at the tail, as a crash mid-append leaves it.
+    let spool = find_files(dir.path(), "seg");
+    assert!(
+        !spool.is_empty(),
+        "no spool segment under {}",
+        dir.path().display()
+    );
+    let last = spool.iter().max().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+    std::io::Write::write_all(&mut f, &[0x42; 37]).unwrap();
+    drop(f);
+
+    backends[0].restart();
+    let relay = Relay::start_in(dir, &toml);
+    assert_eq!(wait_count(&backends[0], &db, "k", 500), 500);
+    assert!(
+        relay.wait_for_log("spool recovery", Duration::from_secs(1)),
+        "{}",
+        relay.stderr_text()
+    );
+}
+
+fn find_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(find_files(&p, ext));
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn overwrite_order_is_kept_after_recovery() {
+    let db = unique_db("dur_order");
+    let mut backends = own_backends(2, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-delay-interval", "3s");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[1].kill9();
+    assert_eq!(relay.write(&db, "ow v=1i 1000\n").status, 204);
+    // Let the backoff grow so the replay is still pending when the backend returns.
+    std::thread::sleep(Duration::from_millis(1600));
+    backends[1].restart();
+    assert_eq!(relay.write(&db, "ow v=2i 1000\n").status, 204);
+    let q = "SELECT v FROM ow";
+    assert!(wait_until(CATCH_UP, || rows(
+        backends[1].http_addr(),
+        &db,
+        q
+    )
+    .len()
+        == 1));
+    // Give a late replay of the old value every chance to land, then compare.
+    std::thread::sleep(Duration::from_secs(4));
+    let a = rows(backends[0].http_addr(), &db, q);
+    let b = rows(backends[1].http_addr(), &db, q);
+    assert_eq!(a, vec![vec!["1000".to_string(), "2".to_string()]]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_write_rejected_during_replay_is_dropped_and_later_writes_arrive() {
+    let db = unique_db("dur_poison");
+    let mut backends = own_backends(1, &db);
+    // The backend knows `f` as an integer: a float for it will be refused.
+    assert_eq!(backends[0].write(&db, "t f=1i 1").status, 204);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-batch-kb", 1)
+        .output_opt("max-delay-interval", "1s");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[0].kill9();
+    let poison = format!("t f=1.5 2\n{}", "t,pad=x f=2.5 3\n".repeat(80));
+    assert_eq!(relay.write(&db, &poison).status, 204);
+    assert_eq!(relay.write(&db, &seq_body("after", 0, 20)).status, 204);
+    backends[0].restart();
+    assert_eq!(wait_count(&backends[0], &db, "after", 20), 20);
+    assert!(
+        relay.wait_for_log(
+            "backend rejected a queued write; dropped",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        relay.stderr_text()
+    );
+}
+
+#[test]
+fn full_spool_drops_the_newest_and_says_so() {
+    let db = unique_db("dur_full");
+    let mut backends = own_backends(1, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 1);
+    let relay = Relay::start(&cfg.to_toml());
+    backends[0].kill9();
+    let mut statuses = Vec::new();
+    for r in 0..20 {
+        // ~100 KB each: the 1 MiB spool takes about ten.
+        statuses.push(relay.write(&db, &seq_body("full", r * 2000, 2000)).status);
+    }
+    let accepted = statuses.iter().filter(|&&s| s == 204).count() as u64;
+    assert!((5..20).contains(&accepted), "{statuses:?}");
+    // Once full, every later write fails (a single backend: 503), never a false 204.
+    let first_fail = statuses.iter().position(|&s| s != 204).unwrap();
+    assert!(
+        statuses[first_fail..].iter().all(|&s| s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        relay.wait_for_log("spool write failed", Duration::from_secs(2)),
+        "{}",
+        relay.stderr_text()
+    );
+    backends[0].restart();
+    assert_eq!(
+        wait_count(&backends[0], &db, "full", accepted * 2000),
+        accepted * 2000
+    );
+}
+
+#[test]
+fn unwritable_spool_dir_fails_writes_for_that_backend_and_the_relay_keeps_serving() {
+    let db = unique_db("dur_unwritable");
+    let mut backends = own_backends(1, &db);
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    // A path below a regular file can never be created, even by root.
+    let spool_dir = blocker.path().join("spool");
+    let cfg = RelayConfig::new()
+        .global("spool-dir", spool_dir.to_str().unwrap())
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 8);
+    let relay = Relay::start(&cfg.to_toml());
+    assert!(
+        relay.wait_for_log("cannot open spool", Duration::from_secs(2)),
+        "{}",
+        relay.stderr_text()
+    );
+    // Backend up: writes go straight through.
+    assert_eq!(relay.write(&db, "u v=1 1\n").status, 204);
+    backends[0].kill9();
+    let resp = relay.write(&db, "u v=2 2\n");
+    assert_eq!(resp.status, 503, "{}", resp.body_str());
+    let ping = http_request(relay.addr(), "GET", "/ping", &[], b"");
+    assert_eq!(ping.status, 204);
+}
+
+/// The loss/duplicate oracle: sequence-numbered points through backend outages and
+/// relay restarts (graceful and kill -9); every acknowledged point must end up on
+/// every backend.
+#[test]
+fn randomised_outages_and_restarts_lose_no_acknowledged_point() {
+    let db = unique_db("dur_oracle");
+    let mut backends = own_backends(2, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "all")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 64)
+        .output_opt("max-delay-interval", "500ms");
+    let toml = cfg.to_toml();
+    let mut relay = Some(Relay::start(&toml));
+    // A small deterministic generator: the same schedule on every run.
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut acked = Vec::new();
+    let mut seq = 0u64;
+    for step in 0..24 {
+        match next() % 6 {
+            0 => {
+                let i = (next() % 2) as usize;
+                if backends[i].is_running() {
+                    backends[i].kill9();
+                } else {
+                    backends[i].restart();
+                }
+            }
+            1 => {
+                let r = relay.take().unwrap();
+                let dir = if next() % 2 == 0 {
+                    r.into_dir()
+                } else {
+                    let mut r = r;
+                    assert!(r.stop().success(), "step {step}");
+                    r.into_dir()
+                };
+                relay = Some(Relay::start_in(dir, &toml));
+            }
+            _ => {}
+        }
+        let r = relay.as_ref().unwrap();
+        for _ in 0..3 {
+            let n = 25;
+            let resp = r.write(&db, &seq_body("o", seq, n));
+            if resp.status == 204 {
+                acked.extend(seq..seq + n);
+            }
+            seq += n;
+        }
+    }
+    for b in backends.iter_mut() {
+        if !b.is_running() {
+            b.restart();
+        }
+    }
+    assert!(
+        acked.len() > 100,
+        "too few writes acknowledged: {}",
+        acked.len()
+    );
+    for b in &backends {
+        let mut got = Vec::new();
+        let complete = wait_until(CATCH_UP, || {
+            got = rows(b.http_addr(), &db, "SELECT seq FROM o")
+                .into_iter()
+                .map(|r| r[1].parse::<u64>().unwrap())
+                .collect();
+            acked.iter().all(|s| got.binary_search(s).is_ok())
+        });
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|s| got.binary_search(s).is_err())
+            .take(10)
+            .collect();
+        assert!(
+            complete,
+            "backend {} misses acknowledged points, e.g. {missing:?}",
+            b.http_addr()
+        );
+        // No point beyond what was sent, and (timestamps being unique) no duplicates.
+        assert!(got.len() as u64 <= seq);
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+    }
+}
