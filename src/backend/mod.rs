@@ -305,8 +305,11 @@ const GROUP_COMMIT: usize = 256;
 fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
     let mut client = Client::new(shared.output.location.clone(), shared.output.timeout);
     let mut gz = Vec::new();
+    let mut merged = Vec::new();
+    // A job taken while coalescing that did not fit; it goes first next time.
+    let mut held: Option<Job> = None;
     loop {
-        let job = match rx.recv_timeout(IDLE_POLL) {
+        let job = match held.take().map_or_else(|| rx.recv_timeout(IDLE_POLL), Ok) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) if shared.control.closing.load(Ordering::Acquire) => {
                 return
@@ -338,26 +341,94 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             shared.stats.dropped_shutdown.add(job.batch.points as u64);
             continue;
         }
-        let batch = &job.batch;
-        let auth = match &shared.output_auth {
-            Some(header) => Some(header.as_bytes()),
-            None => batch.auth.as_deref(),
-        };
-        let outcome = post(
-            shared,
-            &mut client,
-            &batch.query,
-            auth,
-            &batch.body,
-            batch.points as u64,
-            &mut gz,
-        );
-        if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
-            // Queued with its reply: answered as spooled, or when finally delivered.
-            queue::enqueue(shared, vec![job]);
-        } else if let Some(reply) = job.reply {
-            reply.send(outcome);
+        let group = coalesce(shared, rx, job, &mut held);
+        let outcome = post_group(shared, &mut client, &group, &mut merged, &mut gz);
+        if group.len() > 1 && matches!(outcome, Outcome::Rejected { .. }) {
+            // One client's bad write must not turn its neighbours' answers into
+            // errors: say it per write. Every point carries a timestamp, so sending
+            // the accepted ones again only overwrites them with the same values.
+            for job in group {
+                let outcome = post_group(
+                    shared,
+                    &mut client,
+                    std::slice::from_ref(&job),
+                    &mut merged,
+                    &mut gz,
+                );
+                finish_direct(shared, job, outcome);
+            }
+            continue;
         }
+        if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
+            // Queued in order, with their replies: answered as spooled, or when
+            // finally delivered.
+            queue::enqueue(shared, group);
+            continue;
+        }
+        for job in group {
+            if let Some(reply) = job.reply {
+                reply.send(outcome.clone());
+            }
+        }
+    }
+}
+
+/// Take the jobs already waiting behind `first` that can share one request with it
+/// (same query and credentials) up to `max-batch-kb`. Under load this turns many small
+/// client writes into a few large backend requests; when idle it costs nothing, since
+/// it never waits for more.
+fn coalesce(shared: &Shared, rx: &Receiver<Job>, first: Job, held: &mut Option<Job>) -> Vec<Job> {
+    let max = shared.output.max_batch;
+    let mut size = first.batch.body.len();
+    let mut group = vec![first];
+    while size < max && group.len() < GROUP_COMMIT {
+        let Ok(next) = rx.try_recv() else { break };
+        let head = &group[0].batch;
+        if next.batch.query != head.query
+            || next.batch.auth != head.auth
+            || size + next.batch.body.len() > max
+        {
+            *held = Some(next);
+            break;
+        }
+        size += next.batch.body.len();
+        group.push(next);
+    }
+    group
+}
+
+/// Post the bodies of `group` (which share query and credentials) as one request.
+fn post_group(
+    shared: &Shared,
+    client: &mut Client,
+    group: &[Job],
+    merged: &mut Vec<u8>,
+    gz: &mut Vec<u8>,
+) -> Outcome {
+    let first = &group[0].batch;
+    let auth = match &shared.output_auth {
+        Some(header) => Some(header.as_bytes()),
+        None => first.auth.as_deref(),
+    };
+    let points: u64 = group.iter().map(|j| j.batch.points as u64).sum();
+    let body: &[u8] = if group.len() == 1 {
+        &first.body
+    } else {
+        merged.clear();
+        for job in group {
+            merged.extend_from_slice(&job.batch.body);
+        }
+        merged
+    };
+    post(shared, client, &first.query, auth, body, points, gz)
+}
+
+/// Answer or queue one job after a direct attempt.
+fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
+    if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
+        queue::enqueue(shared, vec![job]);
+    } else if let Some(reply) = job.reply {
+        reply.send(outcome);
     }
 }
 

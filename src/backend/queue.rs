@@ -76,7 +76,6 @@ fn lines_in(body: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', body).count() as u64
 }
 
-
 static SPOOL_ERROR_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 

@@ -361,3 +361,47 @@ fn check_config_and_bad_files() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("influx-relay "));
 }
+
+/// Writes queued for a backend are sent together; when the backend refuses such a
+/// merged request, each write must still get its own answer.
+#[test]
+fn coalesced_writes_get_their_own_answers_when_one_is_refused() {
+    let db = unique_db("core_coalesce");
+    let mut backend = Influxd::start();
+    create_db(&backend, &db);
+    // The backend knows `v` as a float: a string for it is refused.
+    assert_eq!(backend.write(&db, "g v=1 1").status, 204);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to([&backend], "5s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    backend.pause();
+    let send = |body: &'static str, delay_ms: u64| {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            http_request(
+                addr,
+                "POST",
+                &format!("/write?db={db}"),
+                &[],
+                body.as_bytes(),
+            )
+            .status
+        })
+    };
+    // The first holds the worker (the backend is paused); the next three wait behind
+    // it and go out as one request.
+    let first = send("g v=10 10\n", 0);
+    let good1 = send("g v=20 20\n", 200);
+    let bad = send("g v=\"text\" 30\n", 300);
+    let good2 = send("g v=40 40\n", 400);
+    std::thread::sleep(Duration::from_millis(900));
+    backend.resume();
+    assert_eq!(first.join().unwrap(), 204);
+    assert_eq!(good1.join().unwrap(), 204);
+    assert_eq!(bad.join().unwrap(), 400);
+    assert_eq!(good2.join().unwrap(), 204);
+    assert_eq!(count(backend.http_addr(), &db, "g"), 4);
+}
