@@ -5,9 +5,20 @@ use std::sync::Arc;
 
 use crate::config::Ack;
 
-/// A checked, stamped write, shared by every backend without copying.
+/// What a batch asks of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `POST /write` with the body.
+    Write,
+    /// `POST /query` with statements that change schema or data (in `query`).
+    Statement,
+}
+
+/// A checked, stamped write (or schema statement), shared by every backend without
+/// copying.
 #[derive(Debug)]
 pub struct Batch {
+    pub kind: Kind,
     /// The client's query string as forwarded (default `rp` already added), no `?`.
     pub query: Box<str>,
     /// The client's `Authorization` header, verbatim.
@@ -25,6 +36,8 @@ pub type SharedBatch = Arc<Batch>;
 pub enum Outcome {
     /// The backend answered 2xx.
     Delivered,
+    /// A statement ran: the backend's 2xx answer, for the client.
+    Answered { status: u16, body: Arc<[u8]> },
     /// The write is durably in the backend's spool.
     Spooled,
     /// The backend answered 4xx: the client's fault, passed through.
@@ -40,6 +53,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     NoContent,
+    /// A backend's successful answer to a statement, passed through.
+    Body {
+        status: u16,
+        body: Arc<[u8]>,
+    },
     /// Status and a JSON body (a backend's own, or ours).
     Error {
         status: u16,
@@ -60,6 +78,8 @@ pub struct AckTracker {
     ok: usize,
     finished: usize,
     last_failure: Option<(u16, Arc<[u8]>)>,
+    /// The first statement answer seen, returned when the request succeeds.
+    answer: Option<(u16, Arc<[u8]>)>,
     decided: bool,
 }
 
@@ -76,6 +96,7 @@ impl AckTracker {
             ok: 0,
             finished: 0,
             last_failure: None,
+            answer: None,
             decided: false,
         }
     }
@@ -91,10 +112,17 @@ impl AckTracker {
         }
         self.finished += 1;
         match outcome {
-            Outcome::Delivered | Outcome::Spooled => {
+            Outcome::Delivered | Outcome::Spooled | Outcome::Answered { .. } => {
+                if let Outcome::Answered { status, body } = outcome {
+                    self.answer.get_or_insert((status, body));
+                }
                 self.ok += 1;
                 if self.ok >= self.need {
-                    return self.decide(Answer::NoContent);
+                    let answer = match self.answer.take() {
+                        Some((status, body)) => Answer::Body { status, body },
+                        None => Answer::NoContent,
+                    };
+                    return self.decide(answer);
                 }
             }
             // A 4xx is the client's problem everywhere: say it at once.

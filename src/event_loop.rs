@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
 use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
-use crate::http::{response, write};
+use crate::http::{query, response, upstream, write};
 use crate::relay::Shared;
 
 /// Token of the loop's waker; listeners use their index, connections start at
@@ -56,6 +56,8 @@ enum Phase {
     },
     /// Request handed to backends; the answer comes from a completion.
     Waiting(InFlight),
+    /// A read query streamed from one backend by the upstream with this token.
+    Proxying { upstream: usize, keep_alive: bool },
 }
 
 enum BodyFraming {
@@ -68,6 +70,50 @@ struct InFlight {
     tracker: AckTracker,
     deadline: Instant,
     keep_alive: bool,
+    /// Schema statements sent (0 for a write): their success answer is JSON.
+    statements: usize,
+}
+
+/// Which backends a read query may go to, and what to send them.
+struct ReadPlan {
+    client: usize,
+    listener: usize,
+    /// The backend being asked now, and those to try (from the end) if it cannot be
+    /// reached or gives no answer.
+    backend: usize,
+    fallbacks: Vec<usize>,
+    behind: bool,
+    request: Vec<u8>,
+    /// The client asked to close after this answer.
+    client_close: bool,
+}
+
+/// A connection to a backend carrying one read query (see `http::upstream`).
+struct Upstream {
+    stream: TcpStream,
+    plan: ReadPlan,
+    wpos: usize,
+    /// Response head bytes until the head is complete; `None` once it was forwarded.
+    head: Option<Vec<u8>>,
+    connected: bool,
+    readable: bool,
+    writable: bool,
+    last_io: Instant,
+    /// The client connection must close once this answer is through.
+    close_client: bool,
+}
+
+/// What became of an upstream after it was served.
+enum Pump {
+    Continue,
+    /// Budget used with data left: serve it again in the next pass.
+    Again,
+    /// Nothing reached the client yet: ask the next backend.
+    Retry,
+    /// The answer is complete.
+    Done,
+    /// The answer broke off after part of it was sent: the client must be closed.
+    Broken,
 }
 
 struct Conn {
@@ -118,6 +164,9 @@ pub struct EventLoop {
     /// This loop's socket for every `[[udp]]` listener, same index.
     udp: Vec<crate::udp::LoopSocket>,
     conns: HashMap<usize, Conn>,
+    upstreams: HashMap<usize, Upstream>,
+    /// Round-robin start for read queries over in-sync backends.
+    next_reader: usize,
     next_token: usize,
     notifier: Arc<LoopNotifier>,
     completions: Receiver<Completion>,
@@ -159,6 +208,8 @@ impl EventLoop {
             listeners,
             udp,
             conns: HashMap::new(),
+            upstreams: HashMap::new(),
+            next_reader: id,
             next_token: FIRST_CONN,
             notifier: notifier.clone(),
             completions: rx,
@@ -235,6 +286,10 @@ impl EventLoop {
             conn.readable |= readable;
             conn.writable |= writable;
             self.drive(token.0);
+        } else if let Some(up) = self.upstreams.get_mut(&token.0) {
+            up.readable |= readable;
+            up.writable |= writable;
+            self.drive_upstream(token.0);
         }
     }
 
@@ -330,13 +385,13 @@ impl EventLoop {
             if self.process(token, &mut conn) || (conn.pending_output() > 0 && conn.writable) {
                 continue;
             }
-            let can_read = !matches!(conn.phase, Phase::Waiting(_))
+            let can_read = !matches!(conn.phase, Phase::Waiting(_) | Phase::Proxying { .. })
                 && !conn.peer_closed
                 && !conn.close_after_flush
                 && conn.pending_output() < MAX_PENDING_OUTPUT;
             if !(can_read && conn.readable) {
                 if conn.peer_closed
-                    && !matches!(conn.phase, Phase::Waiting(_))
+                    && !matches!(conn.phase, Phase::Waiting(_) | Phase::Proxying { .. })
                     && conn.pending_output() == 0
                 {
                     break false;
@@ -355,10 +410,23 @@ impl EventLoop {
                 Io::Error => break false,
             }
         };
+        // A proxied read paused for this client's sake may go on once it has
+        // taken most of what it was sent.
+        let resume = match conn.phase {
+            Phase::Proxying { upstream, .. }
+                if keep && conn.pending_output() < MAX_PENDING_OUTPUT / 2 =>
+            {
+                Some(upstream)
+            }
+            _ => None,
+        };
         if keep {
             self.conns.insert(token, conn);
         } else {
             self.close(conn);
+        }
+        if let Some(up) = resume.filter(|up| self.upstreams.get(up).is_some_and(|u| u.readable)) {
+            self.again.push(Token(up));
         }
     }
 
@@ -431,7 +499,7 @@ impl EventLoop {
                 return false;
             }
             match &mut conn.phase {
-                Phase::Waiting(_) => return false,
+                Phase::Waiting(_) | Phase::Proxying { .. } => return false,
                 Phase::Head => {
                     let input = &conn.rbuf[conn.rpos..];
                     if input.is_empty() {
@@ -524,10 +592,9 @@ impl EventLoop {
         let listener = &self.shared.http[conn.listener];
         listener.stats[self.id].requests.inc();
         let close = !head.keep_alive || self.shutdown_deadline.is_some();
-        let out = &mut conn.wbuf;
         let status = match (head.path.as_str(), head.method) {
             ("/ping", Method::Get | Method::Head) => {
-                response::no_content(out, close);
+                response::no_content(&mut conn.wbuf, close);
                 204
             }
             ("/write", Method::Post) => match self.write(token, conn.listener, head, body) {
@@ -539,26 +606,47 @@ impl EventLoop {
                     return;
                 }
                 Ok(None) => {
-                    response::no_content(out, close);
+                    response::no_content(&mut conn.wbuf, close);
                     204
                 }
                 Err(e) => {
-                    response::error(out, e.status, &e.message, "", close);
+                    response::error(&mut conn.wbuf, e.status, &e.message, "", close);
                     e.status
                 }
             },
+            ("/query", Method::Get | Method::Post) => match self.query(token, conn, &head, &body) {
+                Ok(()) => return,
+                Err((status, message)) => {
+                    response::error(&mut conn.wbuf, status, message, "", close);
+                    status
+                }
+            },
             ("/write", Method::Options) => {
-                response::full(out, 204, "text/plain", "Allow: POST\r\n", b"", close, true);
+                response::full(
+                    &mut conn.wbuf,
+                    204,
+                    "text/plain",
+                    "Allow: POST\r\n",
+                    b"",
+                    close,
+                    true,
+                );
                 204
             }
             ("/write", _) => {
-                response::error(out, 405, "invalid write method", "Allow: POST\r\n", close);
+                response::error(
+                    &mut conn.wbuf,
+                    405,
+                    "invalid write method",
+                    "Allow: POST\r\n",
+                    close,
+                );
                 405
             }
             ("/health" | "/status" | "/metrics", Method::Get | Method::Head) => {
                 let page = crate::relay::observe(&self.shared, &head.path);
                 response::full(
-                    out,
+                    &mut conn.wbuf,
                     page.status,
                     page.content_type,
                     "",
@@ -569,7 +657,7 @@ impl EventLoop {
                 page.status
             }
             _ => {
-                response::error(out, 404, "invalid write endpoint", "", close);
+                response::error(&mut conn.wbuf, 404, "invalid write endpoint", "", close);
                 404
             }
         };
@@ -604,6 +692,19 @@ impl EventLoop {
             return Ok(None);
         };
         shared.stats[self.id].points_in.add(batch.points as u64);
+        Ok(Some(self.fan_out(token, listener, batch, 0)))
+    }
+
+    /// Hand one batch to every backend of `listener`; the client waits for the
+    /// answer the `ack` rule decides.
+    fn fan_out(
+        &mut self,
+        token: usize,
+        listener: usize,
+        batch: crate::batch::Batch,
+        statements: usize,
+    ) -> InFlight {
+        let shared = &self.shared.http[listener];
         let batch = Arc::new(batch);
         let request = self.next_request;
         self.next_request += 1;
@@ -619,12 +720,305 @@ impl EventLoop {
                 reply: Some(reply),
             });
         }
-        Ok(Some(InFlight {
+        InFlight {
             request,
             tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
             deadline: self.now + shared.answer_timeout + ANSWER_GRACE,
             keep_alive: true,
-        }))
+            statements,
+        }
+    }
+
+    /// `/query`: statements that change schema or data go to every backend in order
+    /// with the writes; reads go to one in-sync backend and stream back.
+    fn query(
+        &mut self,
+        token: usize,
+        conn: &mut Conn,
+        head: &Head,
+        body: &[u8],
+    ) -> Result<(), (u16, &'static str)> {
+        let form = (head.method == Method::Post && !body.is_empty()).then_some(body);
+        let (params, q) = query::forward_params(&head.query, form);
+        let q = q.ok_or((400, "missing required parameter \"q\""))?;
+        let (class, statements) = query::classify(&q).map_err(|e| (400, e.0))?;
+        let keep_alive = head.keep_alive && self.shutdown_deadline.is_none();
+        match class {
+            query::Class::Write => {
+                let batch = crate::batch::Batch {
+                    kind: crate::batch::Kind::Statement,
+                    query: params.into_boxed_str(),
+                    auth: head.authorization.clone(),
+                    body: Vec::new(),
+                    points: 0,
+                };
+                let in_flight = self.fan_out(token, conn.listener, batch, statements);
+                conn.phase = Phase::Waiting(InFlight {
+                    keep_alive,
+                    ..in_flight
+                });
+                Ok(())
+            }
+            query::Class::Read => {
+                let (order, behind) = self.readers(conn.listener);
+                let Some((&first, rest)) = order.split_first() else {
+                    return Err((503, "no backend can answer queries"));
+                };
+                let request = {
+                    let target = &self.shared.http[conn.listener].query_targets[first];
+                    upstream::read_request(target, &params, head.authorization.as_deref())
+                };
+                let plan = ReadPlan {
+                    client: token,
+                    listener: conn.listener,
+                    backend: first,
+                    fallbacks: rest.iter().rev().copied().collect(),
+                    behind,
+                    request,
+                    client_close: !keep_alive,
+                };
+                let up_token = self
+                    .connect_upstream(plan)
+                    .ok_or((503, "no backend can answer queries"))?;
+                conn.phase = Phase::Proxying {
+                    upstream: up_token,
+                    keep_alive,
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// Backends to ask for a read, best first: in-sync ones (up, nothing queued)
+    /// round-robin, then the rest by how little they have queued. `true` when none is
+    /// in sync.
+    fn readers(&mut self, listener: usize) -> (Vec<usize>, bool) {
+        let shared = &self.shared.http[listener];
+        let mut in_sync = Vec::new();
+        let mut behind = Vec::new();
+        for (i, b) in shared.backends.iter().enumerate() {
+            if shared.query_targets[i].addr.is_none() {
+                continue;
+            }
+            let s = &b.stats;
+            let queued = s.queued_requests.get() + s.ram_queue_bytes.get() + s.spool_bytes.get();
+            if s.down.get() == 0 && s.queued_since_ms.get() == 0 && queued == 0 {
+                in_sync.push(i);
+            } else {
+                behind.push((s.down.get(), queued, i));
+            }
+        }
+        if !in_sync.is_empty() {
+            let n = in_sync.len();
+            in_sync.rotate_left(self.next_reader % n);
+            self.next_reader = self.next_reader.wrapping_add(1);
+        }
+        behind.sort_unstable();
+        let none_in_sync = in_sync.is_empty();
+        in_sync.extend(behind.into_iter().map(|(_, _, i)| i));
+        (in_sync, none_in_sync)
+    }
+
+    /// Open a connection for `plan`, moving on to the next backend while connecting
+    /// fails at once. `None` when no backend is left.
+    fn connect_upstream(&mut self, mut plan: ReadPlan) -> Option<usize> {
+        loop {
+            let target = &self.shared.http[plan.listener].query_targets[plan.backend];
+            if let Some(addr) = target.addr {
+                if let Ok(mut stream) = TcpStream::connect(addr) {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, Token(token), interest)
+                        .is_ok()
+                    {
+                        let _ = stream.set_nodelay(true);
+                        let up = Upstream {
+                            stream,
+                            plan,
+                            wpos: 0,
+                            head: Some(Vec::new()),
+                            connected: false,
+                            readable: false,
+                            writable: false,
+                            last_io: self.now,
+                            close_client: false,
+                        };
+                        self.upstreams.insert(token, up);
+                        return Some(token);
+                    }
+                }
+            }
+            plan.backend = plan.fallbacks.pop()?;
+        }
+    }
+
+    fn drive_upstream(&mut self, token: usize) {
+        let Some(mut up) = self.upstreams.remove(&token) else {
+            return;
+        };
+        match self.pump(&mut up) {
+            result @ (Pump::Continue | Pump::Again) => {
+                let client = up.plan.client;
+                self.upstreams.insert(token, up);
+                if matches!(result, Pump::Again) {
+                    self.again.push(Token(token));
+                }
+                self.drive(client);
+            }
+            Pump::Done => {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+                let client = up.plan.client;
+                if let Some(conn) = self.conns.get_mut(&client) {
+                    conn.phase = Phase::Head;
+                    conn.close_after_flush |= up.close_client;
+                }
+                self.drive(client);
+            }
+            Pump::Retry => {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+                self.retry_read(up.plan);
+            }
+            Pump::Broken => {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+                if let Some(conn) = self.conns.get_mut(&up.plan.client) {
+                    // Part of an answer went out; the rest never will.
+                    conn.phase = Phase::Head;
+                    conn.close_after_flush = true;
+                }
+                self.drive(up.plan.client);
+            }
+        }
+    }
+
+    /// The backend asked could not answer: ask the next, or tell the client.
+    fn retry_read(&mut self, mut plan: ReadPlan) {
+        let client = plan.client;
+        let next = plan.fallbacks.pop().and_then(|b| {
+            plan.backend = b;
+            self.connect_upstream(plan)
+        });
+        let Some(conn) = self.conns.get_mut(&client) else {
+            if let Some(t) = next {
+                self.drop_upstream(t);
+            }
+            return;
+        };
+        match next {
+            Some(t) => {
+                if let Phase::Proxying { upstream, .. } = &mut conn.phase {
+                    *upstream = t;
+                }
+            }
+            None => {
+                let listener = conn.listener;
+                let close = matches!(
+                    conn.phase,
+                    Phase::Proxying {
+                        keep_alive: false,
+                        ..
+                    }
+                );
+                conn.phase = Phase::Head;
+                response::error(
+                    &mut conn.wbuf,
+                    503,
+                    "no backend answered the query",
+                    "",
+                    close,
+                );
+                conn.close_after_flush |= close;
+                self.count_answer(listener, 503);
+                self.drive(client);
+            }
+        }
+    }
+
+    fn drop_upstream(&mut self, token: usize) {
+        if let Some(mut up) = self.upstreams.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut up.stream);
+        }
+    }
+
+    /// Move a read query along: connect, send, then stream the answer into the
+    /// client's output, pausing while the client has not taken what it was sent.
+    fn pump(&mut self, up: &mut Upstream) -> Pump {
+        if !up.connected {
+            if !up.writable && !up.readable {
+                return Pump::Continue;
+            }
+            // The mio way to learn how a non-blocking connect ended.
+            if !matches!(up.stream.take_error(), Ok(None)) {
+                return Pump::Retry;
+            }
+            match up.stream.peer_addr() {
+                Ok(_) => up.connected = true,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Pump::Continue,
+                Err(_) => return Pump::Retry,
+            }
+        }
+        while up.wpos < up.plan.request.len() {
+            if !up.writable {
+                return Pump::Continue;
+            }
+            match up.stream.write(&up.plan.request[up.wpos..]) {
+                Ok(0) => return Pump::Retry,
+                Ok(n) => up.wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => up.writable = false,
+                Err(_) => return Pump::Retry,
+            }
+        }
+        let mut scratch = [0u8; 16 * 1024];
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(&up.plan.client) else {
+                return Pump::Done;
+            };
+            if conn.pending_output() >= MAX_PENDING_OUTPUT || !up.readable {
+                return Pump::Continue;
+            }
+            let n = match up.stream.read(&mut scratch) {
+                Ok(0) if up.head.is_some() => return Pump::Retry,
+                Ok(0) => return Pump::Done,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    up.readable = false;
+                    return Pump::Continue;
+                }
+                Err(_) if up.head.is_some() => return Pump::Retry,
+                Err(_) => return Pump::Broken,
+            };
+            up.last_io = self.now;
+            let data = &scratch[..n];
+            let Some(head) = up.head.as_mut() else {
+                conn.wbuf.extend_from_slice(data);
+                continue;
+            };
+            head.extend_from_slice(data);
+            let Some(end) = memchr::memmem::find(head, b"\r\n\r\n").map(|i| i + 4) else {
+                if head.len() > request::MAX_HEAD {
+                    return Pump::Retry;
+                }
+                continue;
+            };
+            let backend = &self.shared.http[up.plan.listener].query_targets[up.plan.backend].name;
+            let Some(fwd) =
+                upstream::forward_head(&head[..end], backend, up.plan.behind, up.plan.client_close)
+            else {
+                return Pump::Retry;
+            };
+            conn.wbuf.extend_from_slice(&fwd.bytes);
+            conn.wbuf.extend_from_slice(&head[end..]);
+            up.close_client = fwd.close_delimited || up.plan.client_close;
+            up.head = None;
+            let listener = conn.listener;
+            self.count_answer(listener, fwd.status);
+        }
+        Pump::Again
     }
 
     fn count_answer(&self, listener: usize, status: u16) {
@@ -668,9 +1062,36 @@ impl EventLoop {
         };
         let close = !in_flight.keep_alive || self.shutdown_deadline.is_some();
         let status = match answer {
+            Answer::NoContent if in_flight.statements > 0 => {
+                // Spooled everywhere, run nowhere yet: answer as InfluxDB does for
+                // statements that return nothing.
+                let body = query::empty_results(in_flight.statements);
+                response::full(
+                    &mut conn.wbuf,
+                    200,
+                    "application/json",
+                    "",
+                    &body,
+                    close,
+                    false,
+                );
+                200
+            }
             Answer::NoContent => {
                 response::no_content(&mut conn.wbuf, close);
                 204
+            }
+            Answer::Body { status, body } => {
+                response::full(
+                    &mut conn.wbuf,
+                    status,
+                    "application/json",
+                    "",
+                    &body,
+                    close,
+                    false,
+                );
+                status
             }
             Answer::Error { status, body } => {
                 response::full(
@@ -706,6 +1127,8 @@ impl EventLoop {
                         }
                     }
                 }
+                // The upstream keeps its own time (below).
+                Phase::Proxying { .. } => {}
                 _ => {
                     let quiet = now.duration_since(conn.last_input);
                     if conn.has_partial_request() && !conn.close_after_flush {
@@ -725,6 +1148,26 @@ impl EventLoop {
         }
         for (token, answer) in expired {
             self.answer(token, answer);
+        }
+        let stalled: Vec<usize> = self
+            .upstreams
+            .iter()
+            .filter(|(_, up)| {
+                now.duration_since(up.last_io) >= self.shared.http[up.plan.listener].answer_timeout
+            })
+            .map(|(&t, _)| t)
+            .collect();
+        for token in stalled {
+            if let Some(mut up) = self.upstreams.remove(&token) {
+                let _ = self.poll.registry().deregister(&mut up.stream);
+                if up.head.is_some() {
+                    self.retry_read(up.plan);
+                } else if let Some(conn) = self.conns.get_mut(&up.plan.client) {
+                    conn.phase = Phase::Head;
+                    conn.close_after_flush = true;
+                    self.drive(up.plan.client);
+                }
+            }
         }
         for token in timed_out {
             if let Some(mut conn) = self.conns.remove(&token) {
@@ -772,6 +1215,9 @@ impl EventLoop {
 
     fn close(&mut self, mut conn: Conn) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        if let Phase::Proxying { upstream, .. } = conn.phase {
+            self.drop_upstream(upstream);
+        }
         let shared = &self.shared.http[conn.listener];
         shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         shared.stats[self.id].connections_open.sub(1);

@@ -29,6 +29,8 @@ pub struct HttpListener {
     pub answer_timeout: Duration,
     /// Connections open across all loops (the `max-connections` limit).
     pub open_connections: AtomicUsize,
+    /// Where read queries go, one per backend (same index).
+    pub query_targets: Vec<crate::http::upstream::QueryTarget>,
     /// One per event loop, indexed by loop id.
     pub stats: Vec<Arc<ListenerStats>>,
 }
@@ -66,6 +68,7 @@ impl Relay {
                     .map(|o| o.timeout)
                     .max()
                     .unwrap_or(Duration::from_secs(10)),
+                query_targets: l.outputs.iter().map(query_target).collect(),
                 open_connections: AtomicUsize::new(0),
                 stats: (0..threads)
                     .map(|_| Arc::new(ListenerStats::default()))
@@ -149,6 +152,35 @@ impl Relay {
         for b in self.backends {
             b.join();
         }
+    }
+}
+
+/// Resolve where an output's reads go, once, at start-up.
+fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::QueryTarget {
+    use std::net::ToSocketAddrs;
+    let loc = &output.location;
+    let addr = if loc.https {
+        crate::warn!(
+            "reads are not proxied to https backends",
+            backend = output.name
+        );
+        None
+    } else {
+        (loc.host.as_str(), loc.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+    };
+    let host = if loc.host.contains(':') {
+        format!("[{}]", loc.host)
+    } else {
+        loc.host.clone()
+    };
+    crate::http::upstream::QueryTarget {
+        name: output.name.clone(),
+        addr,
+        host_header: format!("{host}:{}", loc.port),
+        path: crate::backend::query_path_of(&loc.path),
     }
 }
 

@@ -76,12 +76,13 @@ impl Client {
     /// `POST <path>?<query>` with `body`; `gzip` says the body is already compressed.
     pub fn post(
         &mut self,
+        path: &str,
         query: &str,
         auth: Option<&[u8]>,
         body: &[u8],
         gzip: bool,
     ) -> Result<Response, SendError> {
-        self.build_head(query, auth, body.len(), gzip);
+        self.build_head(path, query, auth, body.len(), gzip);
         let reused = self.conn.is_some();
         match self.exchange(body) {
             // A keep-alive connection the backend closed while idle fails before any
@@ -107,14 +108,14 @@ impl Client {
         self.exchange(&[]).inspect_err(|_| self.conn = None)
     }
 
-    fn build_head(&mut self, query: &str, auth: Option<&[u8]>, len: usize, gzip: bool) {
+    fn build_head(&mut self, path: &str, query: &str, auth: Option<&[u8]>, len: usize, gzip: bool) {
         let loc = &self.location;
         self.head.clear();
         let sep = if query.is_empty() { "" } else { "?" };
         let _ = write!(
             self.head,
             "POST {}{sep}{query} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {len}\r\n",
-            loc.path, loc.host, loc.port
+            path, loc.host, loc.port
         );
         if gzip {
             self.head.extend_from_slice(b"Content-Encoding: gzip\r\n");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::batch::{Outcome, SharedBatch};
+use crate::batch::{Kind, Outcome, SharedBatch};
 use crate::config::HttpOutput;
 use crate::metrics::BackendStats;
 use client::Client;
@@ -215,6 +215,7 @@ impl Backend {
             })),
             queue_ready: Condvar::new(),
             last_probe_ms: AtomicU64::new(0),
+            query_path: query_path_of(&output.location.path),
         };
         if let Some(mut store) = store {
             // Reopen the spool now, so replay of what an earlier run left starts at once.
@@ -263,6 +264,14 @@ impl Backend {
     }
 }
 
+/// `/write` → `/query`, keeping any prefix a proxy in front of the backend needs.
+pub fn query_path_of(write_path: &str) -> String {
+    match write_path.strip_suffix("write") {
+        Some(prefix) if prefix.ends_with('/') => format!("{prefix}query"),
+        _ => "/query".to_string(),
+    }
+}
+
 /// A listener or output name as one directory name: names like
 /// `http://127.0.0.1:9096` must not create subdirectories.
 fn path_safe(name: &str) -> String {
@@ -292,6 +301,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when something is queued, to wake the replay thread.
     queue_ready: Condvar,
+    /// Path of the backend's `/query`, beside its `/write`.
+    query_path: String,
     /// Unix ms of the last `/ping` probe of a down backend.
     last_probe_ms: AtomicU64,
 }
@@ -384,7 +395,9 @@ fn coalesce(shared: &Shared, rx: &Receiver<Job>, first: Job, held: &mut Option<J
     while size < max && group.len() < GROUP_COMMIT {
         let Ok(next) = rx.try_recv() else { break };
         let head = &group[0].batch;
-        if next.batch.query != head.query
+        if head.kind != Kind::Write
+            || next.batch.kind != Kind::Write
+            || next.batch.query != head.query
             || next.batch.auth != head.auth
             || size + next.batch.body.len() > max
         {
@@ -420,7 +433,16 @@ fn post_group(
         }
         merged
     };
-    post(shared, client, &first.query, auth, body, points, gz)
+    post(
+        shared,
+        client,
+        first.kind,
+        &first.query,
+        auth,
+        body,
+        points,
+        gz,
+    )
 }
 
 /// Answer or queue one job after a direct attempt.
@@ -433,9 +455,11 @@ fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
 }
 
 /// Post one body and classify the answer (SPEC §4.4).
+#[allow(clippy::too_many_arguments)]
 fn post(
     shared: &Shared,
     client: &mut Client,
+    kind: Kind,
     query: &str,
     auth: Option<&[u8]>,
     body: &[u8],
@@ -443,7 +467,8 @@ fn post(
     gz: &mut Vec<u8>,
 ) -> Outcome {
     let raw_len = body.len();
-    let body: &[u8] = if shared.output.gzip {
+    let gzip = shared.output.gzip && kind == Kind::Write;
+    let body: &[u8] = if gzip {
         gz.clear();
         let mut enc =
             flate2::write::GzEncoder::new(std::mem::take(gz), flate2::Compression::fast());
@@ -454,13 +479,23 @@ fn post(
         body
     };
     let stats = &shared.stats;
-    match client.post(query, auth, body, shared.output.gzip) {
+    let path = match kind {
+        Kind::Write => shared.output.location.path.as_str(),
+        Kind::Statement => shared.query_path.as_str(),
+    };
+    match client.post(path, query, auth, body, gzip) {
         Ok(resp) if (200..300).contains(&resp.status) => {
             mark_up(shared);
             stats.delivered_requests.inc();
             stats.delivered_points.add(points);
             stats.delivered_bytes.add(raw_len as u64);
-            Outcome::Delivered
+            match kind {
+                Kind::Write => Outcome::Delivered,
+                Kind::Statement => Outcome::Answered {
+                    status: resp.status,
+                    body: Arc::from(resp.body),
+                },
+            }
         }
         Ok(resp) if (400..500).contains(&resp.status) => {
             mark_up(shared);

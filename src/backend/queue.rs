@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::batch::Outcome;
+use crate::batch::{Kind, Outcome};
 use crate::metrics::unix_ms as now_ms;
 use crate::spool::{Record, RecordRef, Spool, SpoolError};
 
@@ -130,11 +130,23 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
             let result = match spool.as_mut() {
                 Some(s) => {
                     let created_ms = now_ms();
+                    // Statements are told apart from writes by a path prefix, which
+                    // a write's query string never starts with.
+                    let queries: Vec<std::borrow::Cow<'_, [u8]>> = jobs
+                        .iter()
+                        .map(|j| match j.batch.kind {
+                            Kind::Write => j.batch.query.as_bytes().into(),
+                            Kind::Statement => {
+                                [STATEMENT_PREFIX, j.batch.query.as_bytes()].concat().into()
+                            }
+                        })
+                        .collect();
                     let records: Vec<RecordRef<'_>> = jobs
                         .iter()
-                        .map(|j| RecordRef {
+                        .zip(&queries)
+                        .map(|(j, query)| RecordRef {
                             created_ms,
-                            query: j.batch.query.as_bytes(),
+                            query,
                             auth: j.batch.auth.as_deref(),
                             body: &j.batch.body,
                         })
@@ -241,8 +253,12 @@ fn log_drop(shared: &Shared, msg: &str, points: u64) {
     }
 }
 
+/// Marks a spooled statement (for `/query`) among spooled writes.
+const STATEMENT_PREFIX: &[u8] = b"/query?";
+
 /// One merged replay attempt: the first `n` queued writes, which share query and auth.
 struct Attempt {
+    kind: Kind,
     n: usize,
     query: String,
     auth: Option<Vec<u8>>,
@@ -301,6 +317,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
         let outcome = super::post(
             shared,
             client,
+            attempt.kind,
             &attempt.query,
             auth,
             &attempt.body,
@@ -308,7 +325,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
             &mut gz,
         );
         let delivered = match &outcome {
-            Outcome::Delivered => true,
+            Outcome::Delivered | Outcome::Answered { .. } => true,
             Outcome::Rejected { body, .. } if is_database_not_found(body) => false,
             Outcome::Rejected { status, body } => {
                 shared.stats.dropped_rejected.add(attempt.points);
@@ -342,6 +359,7 @@ fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
         Store::Ram { jobs, .. } => {
             let first = jobs.front()?;
             let mut a = Attempt {
+                kind: first.batch.kind,
                 n: 0,
                 query: first.batch.query.to_string(),
                 auth: first.batch.auth.as_ref().map(|a| a.to_vec()),
@@ -349,8 +367,11 @@ fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
                 points: 0,
             };
             for job in jobs.iter() {
-                let same =
-                    *job.batch.query == *a.query && job.batch.auth.as_deref() == a.auth.as_deref();
+                // Statements run one at a time; writes merge with their like.
+                let same = a.kind == Kind::Write
+                    && job.batch.kind == Kind::Write
+                    && *job.batch.query == *a.query
+                    && job.batch.auth.as_deref() == a.auth.as_deref();
                 if a.n > 0 && (!same || a.body.len() + job.batch.body.len() > max) {
                     break;
                 }
@@ -382,15 +403,21 @@ fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
                 return None;
             }
             let first = peeked.first()?;
+            let (kind, query) = match first.query.strip_prefix(STATEMENT_PREFIX) {
+                Some(rest) => (Kind::Statement, rest),
+                None => (Kind::Write, &first.query[..]),
+            };
             let mut a = Attempt {
+                kind,
                 n: 0,
-                query: String::from_utf8_lossy(&first.query).into_owned(),
+                query: String::from_utf8_lossy(query).into_owned(),
                 auth: first.auth.clone(),
                 body: Vec::new(),
                 points: 0,
             };
             for r in peeked.iter() {
-                let same = r.query == a.query.as_bytes() && r.auth == a.auth;
+                let same =
+                    a.kind == Kind::Write && r.query == a.query.as_bytes() && r.auth == a.auth;
                 if a.n > 0 && (!same || a.body.len() + r.body.len() > max) {
                     break;
                 }

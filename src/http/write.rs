@@ -80,6 +80,7 @@ pub fn prepare(
         }
     }
     Ok(Some(Batch {
+        kind: crate::batch::Kind::Write,
         query: query.into_boxed_str(),
         auth: authorization,
         body,
@@ -120,7 +121,7 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-fn percent_encode_into(out: &mut String, s: &str) {
+pub(crate) fn percent_encode_into(out: &mut String, s: &str) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
