@@ -28,6 +28,25 @@ if ! command -v influxd >/dev/null 2>&1 || ! command -v influx >/dev/null 2>&1; 
 fi
 say "using $(influxd version 2>/dev/null || echo 'influxd (version unknown)')"
 
+# Real client libraries for the /query tests (tests/it/clients.rs), kept under target/.
+for tool in python3 node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        say "installing python3, nodejs and npm (apt)"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip nodejs npm
+        break
+    fi
+done
+if [ ! -d target/clients/python/influxdb ]; then
+    say "installing the Python influxdb client (pip, into target/clients/python)"
+    python3 -m pip install --quiet --target target/clients/python 'influxdb==5.3.2'
+fi
+if [ ! -d target/clients/node/node_modules/influx ]; then
+    say "installing the node influx client (npm, into target/clients/node)"
+    mkdir -p target/clients/node
+    npm install --silent --no-audit --no-fund --prefix target/clients/node influx@5.12
+fi
+
 if ! cargo fmt --version >/dev/null 2>&1; then
     say "installing rustfmt (rustup)"
     rustup component add rustfmt
