@@ -6,9 +6,7 @@
 //! timestamp, `\r` dropped) and appended to a [`LineBatch`] that remembers where each
 //! line ends, so outputs can pack whole lines without scanning again.
 
-use memchr::{memchr, memchr2};
-
-use crate::lineproto;
+use crate::lineproto::{self, LineKind};
 
 /// Stamped lines of one or more datagrams, shared (in an `Arc`) by every output of a
 /// listener.
@@ -101,105 +99,17 @@ pub struct Scanned {
 /// (already in the listener's precision). Blank lines and comments are skipped.
 pub fn scan_datagram(datagram: &[u8], ts: i64, out: &mut LineBatch) -> Scanned {
     let mut scanned = Scanned::default();
-    for line in split(datagram) {
-        match lineproto::check_body(line) {
+    for line in lineproto::split_lines(datagram) {
+        match lineproto::check_line(line.text()) {
             Err(_) => scanned.bad += 1,
-            // Blank or comment.
-            Ok(info) if info.points == 0 => {}
-            Ok(info) => {
-                out.push_stamped(line, info.points, ts);
-                scanned.lines += info.points;
+            Ok(LineKind::Blank | LineKind::Comment) => {}
+            Ok(LineKind::Point { .. }) => {
+                out.push_stamped(line.raw, 1, ts);
+                scanned.lines += 1;
             }
         }
     }
     scanned
-}
-
-/// The lines of `buf` without their `\n` (a trailing `\r` is left for the scanner).
-///
-/// Private until `lineproto::split_lines` is available here; it follows the same rule:
-/// a `"` opens a string only right after the `=` of a field, so quotes in the
-/// measurement, tags and field keys, and in comments, are ordinary bytes.
-fn split(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut pos = 0;
-    std::iter::from_fn(move || {
-        let rest = buf.get(pos..).filter(|r| !r.is_empty())?;
-        let len = line_len(rest);
-        pos += len + 1;
-        Some(&rest[..len])
-    })
-}
-
-/// Length of the line at the start of `rest`, without its `\n`.
-fn line_len(rest: &[u8]) -> usize {
-    match memchr2(b'\n', b'"', rest) {
-        None => rest.len(),
-        Some(i) if rest[i] == b'\n' => i,
-        Some(_) => quoted_line_len(rest),
-    }
-}
-
-/// `line_len` for a line with a `"` before its first `\n`.
-fn quoted_line_len(rest: &[u8]) -> usize {
-    let n = rest.len();
-    let to_newline = |from: usize| memchr(b'\n', &rest[from..]).map_or(n, |o| from + o);
-    let mut i = rest
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(n);
-    if rest.get(i) == Some(&b'#') {
-        return to_newline(i);
-    }
-    // Measurement and tags, up to the first unescaped space.
-    loop {
-        match rest.get(i) {
-            None => return n,
-            Some(b'\n') => return i,
-            Some(b' ') => break,
-            Some(b'\\') if rest.get(i + 1).is_some_and(|&b| b != b'\n') => i += 2,
-            Some(_) => i += 1,
-        }
-    }
-    // Fields: a string value may hold newlines; a space ends the fields.
-    let mut in_key = true;
-    i += 1;
-    while i < n {
-        match rest[i] {
-            b'\n' => return i,
-            b' ' => return to_newline(i),
-            b',' => in_key = true,
-            b'\\' if rest.get(i + 1).is_some_and(|&b| b != b'\n') => i += 1,
-            b'=' if in_key => {
-                in_key = false;
-                if rest.get(i + 1) == Some(&b'"') {
-                    match string_end(rest, i + 2) {
-                        Some(end) => {
-                            i = end;
-                            continue;
-                        }
-                        // An unterminated string runs to the end of the datagram, as
-                        // it would on the backend; the scanner then rejects it.
-                        None => return n,
-                    }
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    n
-}
-
-/// Index just past the `"` closing a string whose contents start at `i`; a backslash
-/// escapes the byte after it.
-fn string_end(buf: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let j = i + memchr2(b'"', b'\\', buf.get(i..)?)?;
-        if buf[j] == b'"' {
-            return Some(j + 1);
-        }
-        i = j + 2;
-    }
 }
 
 #[cfg(test)]
@@ -215,8 +125,8 @@ mod tests {
     }
 
     fn split_all(buf: &str) -> Vec<&str> {
-        split(buf.as_bytes())
-            .map(|l| std::str::from_utf8(l).unwrap())
+        lineproto::split_lines(buf.as_bytes())
+            .map(|l| std::str::from_utf8(l.raw).unwrap())
             .collect()
     }
 
