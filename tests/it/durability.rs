@@ -345,3 +345,29 @@ fn randomised_outages_and_restarts_lose_no_acknowledged_point() {
         assert!(got.windows(2).all(|w| w[0] < w[1]));
     }
 }
+
+/// SIGTERM while writes wait in a hung backend's channel: they go to its spool, the
+/// relay exits 0, and the next start delivers them.
+#[test]
+fn sigterm_hands_waiting_writes_to_the_spool() {
+    let db = unique_db("dur_sigterm");
+    let mut backends = own_backends(2, &db);
+    let cfg = RelayConfig::new()
+        .global("shutdown-timeout", "5s")
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "2s")
+        .output_opt("spool-size-mb", 16)
+        .output_opt("max-delay-interval", "500ms");
+    let toml = cfg.to_toml();
+    let mut relay = Relay::start(&toml);
+    backends[1].pause();
+    for r in 0..10 {
+        // Answered by backend 0; backend 1's worker is stuck on the first one.
+        assert_eq!(relay.write(&db, &seq_body("st", r * 10, 10)).status, 204);
+    }
+    let status = relay.stop();
+    assert!(status.success(), "{status:?}\n{}", relay.stderr_text());
+    backends[1].resume();
+    let _relay = Relay::start_in(relay.into_dir(), &toml);
+    assert_eq!(wait_count(&backends[1], &db, "st", 100), 100);
+}
