@@ -2,4 +2,5 @@
 //! real `influxd` backends through the harness in `util`.
 
 mod harness;
+mod observe;
 mod util;
