@@ -1,6 +1,7 @@
 //! Integration tests, one binary: each module covers one area and runs the relay and
 //! real `influxd` backends through the harness in `util`.
 
+mod ha;
 mod harness;
 mod observe;
 mod util;
