@@ -20,11 +20,13 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# The integration tests start real influxd processes; the CLI helps when debugging them.
-if ! command -v influxd >/dev/null 2>&1 || ! command -v influx >/dev/null 2>&1; then
-    say "installing influxdb and influxdb-client (apt)"
+# The integration tests start real influxd processes (the CLI helps when debugging
+# them), and the high-availability test puts HAProxy in front of two relays.
+if ! command -v influxd >/dev/null 2>&1 || ! command -v influx >/dev/null 2>&1 \
+    || [ ! -x /usr/sbin/haproxy ]; then
+    say "installing influxdb, influxdb-client and haproxy (apt)"
     as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y influxdb influxdb-client
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y influxdb influxdb-client haproxy
 fi
 say "using $(influxd version 2>/dev/null || echo 'influxd (version unknown)')"
 

@@ -136,6 +136,9 @@ struct Conn {
     close_after_flush: bool,
     /// Last time the client sent bytes (read-timeout and idle-timeout run from here).
     last_input: Instant,
+    /// When the current request's head was complete: a `/write`'s latency runs from
+    /// here to its answer (stable while it waits: nothing more is parsed meanwhile).
+    head_done: Instant,
 }
 
 impl Conn {
@@ -340,6 +343,7 @@ impl EventLoop {
                             peer_closed: false,
                             close_after_flush: false,
                             last_input: self.now,
+                            head_done: self.now,
                         },
                     );
                     self.again.push(Token(token));
@@ -521,6 +525,7 @@ impl EventLoop {
                         }
                     };
                     conn.rpos += end;
+                    conn.head_done = self.now;
                     let framing = match head.body {
                         BodyKind::None => {
                             self.handle(token, conn, head, Vec::new());
@@ -592,6 +597,7 @@ impl EventLoop {
         let listener = &self.shared.http[conn.listener];
         listener.stats[self.id].requests.inc();
         let close = !head.keep_alive || self.shutdown_deadline.is_some();
+        let is_write = head.path == "/write" && head.method == Method::Post;
         let status = match (head.path.as_str(), head.method) {
             ("/ping", Method::Get | Method::Head) => {
                 response::no_content(&mut conn.wbuf, close);
@@ -663,6 +669,9 @@ impl EventLoop {
         };
         conn.close_after_flush |= close;
         self.count_answer(conn.listener, status);
+        if is_write {
+            self.observe_write(conn.listener, conn.head_done);
+        }
     }
 
     fn write(
@@ -1107,9 +1116,17 @@ impl EventLoop {
             }
         };
         conn.close_after_flush |= close;
-        let listener = conn.listener;
+        let (listener, head_done) = (conn.listener, conn.head_done);
         self.count_answer(listener, status);
+        self.observe_write(listener, head_done);
         self.drive(token);
+    }
+
+    /// Record a `/write` answer that was just queued in the latency histogram.
+    fn observe_write(&self, listener: usize, head_done: Instant) {
+        self.shared.http[listener].stats[self.id]
+            .write_latency
+            .observe(head_done.elapsed());
     }
 
     fn check_deadlines(&mut self) {

@@ -21,6 +21,7 @@ pub mod lineproto;
 pub mod log;
 pub mod metrics;
 pub mod net;
+pub mod observe;
 pub mod relay;
 pub mod spool;
 pub mod udp;

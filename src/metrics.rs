@@ -56,6 +56,46 @@ pub struct ListenerStats {
     pub bytes_in: Counter,
     pub connections_open: Gauge,
     pub connections_rejected: Counter,
+    /// `/write` requests: from the pass that completed the request head to the answer
+    /// being queued.
+    pub write_latency: Histogram,
+}
+
+/// Upper bounds of the latency histogram's buckets, in microseconds (0.5 ms to 10 s,
+/// about 2.5x apart); slower answers land in the implicit `+Inf` bucket. Fixed, so
+/// recording is a binary search over 14 bounds and two atomic adds.
+pub const LATENCY_BOUNDS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A latency histogram written by one loop without locks: one counter per bucket (not
+/// cumulative; readers add them up) plus the sum. A reader may see a bucket and the sum
+/// from slightly different instants; the count is the buckets' total, so it always
+/// agrees with them.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// `buckets[i]` counts observations `<= LATENCY_BOUNDS_US[i]` and above the bound
+    /// before it; the last one counts those above every bound.
+    buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: Counter,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.buckets[i].inc();
+        self.sum_us.add(us);
+    }
+
+    /// Per-bucket counts (same layout as `buckets`) and the sum in microseconds.
+    pub fn snapshot(&self) -> ([u64; LATENCY_BOUNDS_US.len() + 1], u64) {
+        (
+            std::array::from_fn(|i| self.buckets[i].get()),
+            self.sum_us.get(),
+        )
+    }
 }
 
 /// A backend failure as `/status` shows it.
@@ -95,6 +135,9 @@ pub struct BackendStats {
     pub dropped_max_age: Counter,
     /// Points dropped because the backend rejected them (4xx) during replay.
     pub dropped_rejected: Counter,
+    /// Points that failed for this backend and were not kept, because it has neither
+    /// a RAM buffer nor a spool.
+    pub dropped_unbuffered: Counter,
     /// Points lost at shutdown because they were only in RAM.
     pub dropped_shutdown: Counter,
     pub spooled_points: Counter,
@@ -146,23 +189,7 @@ pub struct UdpOutputStats {
 
 use crate::relay::{Page, Shared};
 
-/// Render `/health`, `/status` or `/metrics`.
+/// Render `/health`, `/status` or `/metrics` (see [`crate::observe`]).
 pub fn render(shared: &Shared, path: &str) -> Page {
-    match path {
-        "/health" => health(shared),
-        _ => Page {
-            status: 404,
-            content_type: "application/json",
-            body: br#"{"error":"not yet available"}"#.to_vec(),
-        },
-    }
-}
-
-fn health(shared: &Shared) -> Page {
-    let _ = shared;
-    Page {
-        status: 200,
-        content_type: "application/json",
-        body: br#"{"status":"pass"}"#.to_vec(),
-    }
+    crate::observe::render(shared, path)
 }

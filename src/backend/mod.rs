@@ -376,6 +376,11 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             queue::enqueue(shared, group);
             continue;
         }
+        if matches!(outcome, Outcome::Failed { .. }) {
+            // Nowhere to keep them: lost for this backend, and counted as such.
+            let points: u64 = group.iter().map(|j| j.batch.points as u64).sum();
+            shared.stats.dropped_unbuffered.add(points);
+        }
         for job in group {
             if let Some(reply) = job.reply {
                 reply.send(outcome.clone());
@@ -449,7 +454,12 @@ fn post_group(
 fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
     if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
         queue::enqueue(shared, vec![job]);
-    } else if let Some(reply) = job.reply {
+        return;
+    }
+    if matches!(outcome, Outcome::Failed { .. }) {
+        shared.stats.dropped_unbuffered.add(job.batch.points as u64);
+    }
+    if let Some(reply) = job.reply {
         reply.send(outcome);
     }
 }

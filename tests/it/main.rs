@@ -3,8 +3,10 @@
 
 mod clients;
 mod durability;
+mod ha;
 mod harness;
 mod http;
+mod observe;
 mod query;
 mod udp;
 mod util;
