@@ -686,7 +686,7 @@ fn status_and_metrics_count_exactly_what_was_written() {
                 r.to_string()
             })
             .collect();
-        assert_eq!(reasons.len(), 7, "{reasons:?}");
+        assert_eq!(reasons.len(), 8, "{reasons:?}");
     }
 
     // UDP: two good lines and a bad one in one datagram.
