@@ -646,7 +646,9 @@ fn status_and_metrics_count_exactly_what_was_written() {
             backend["location"].as_str(),
             Some(influxd.write_url().as_str())
         );
-        assert_eq!(backend["delivered_requests"].as_u64(), Some(3));
+        // Writes waiting for the same backend may go out as one request.
+        let requests = backend["delivered_requests"].as_u64().unwrap_or(0);
+        assert!((1..=3).contains(&requests), "{backend}");
         assert_eq!(backend["delivered_bytes"].as_u64(), Some(body_bytes as u64));
         assert_eq!(backend["failed_requests"].as_u64(), Some(0));
         assert_eq!(backend["queued_requests"].as_u64(), Some(0));
@@ -664,10 +666,8 @@ fn status_and_metrics_count_exactly_what_was_written() {
             metrics.value("influx_relay_backend_points_out_total", &labels),
             30.0
         );
-        assert_eq!(
-            metrics.value("influx_relay_backend_delivered_requests_total", &labels),
-            3.0
-        );
+        let requests = metrics.value("influx_relay_backend_delivered_requests_total", &labels);
+        assert!((1.0..=3.0).contains(&requests), "{requests}");
         assert_eq!(metrics.value("influx_relay_backend_up", &labels), 1.0);
         assert_eq!(
             metrics.value("influx_relay_backend_queued_requests", &labels),
