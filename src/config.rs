@@ -46,6 +46,12 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `[[http]] max-connections`: 10 000 open client connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default `[[http]] auth-metrics`: false, so `/health`, `/status` and `/metrics` stay
+/// open to health checkers and scrapers even when the listener has users.
+pub const DEFAULT_AUTH_METRICS: bool = false;
+/// Default `[[http]] forward-credentials`: true, the original's behaviour: the client's
+/// `Authorization` header and `u`/`p` query parameters go on to the backends.
+pub const DEFAULT_FORWARD_CREDENTIALS: bool = true;
 
 /// Default HTTP output `timeout`: 10 s per write request to a backend.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -130,8 +136,54 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Relay-side authentication (`users`, `users-file`, `auth-metrics`); `None`: every
+    /// request is accepted, as in the original.
+    pub auth: Option<AuthConfig>,
+    /// `false`: the client's `Authorization` header and `u`/`p` query parameters stay
+    /// at the relay instead of going on to the backends.
+    pub forward_credentials: bool,
     /// Never empty; names unique within the listener.
     pub outputs: Vec<HttpOutput>,
+}
+
+/// The credentials one listener accepts. Only SHA-256 digests are kept, so neither the
+/// config file nor the relay's memory holds a usable secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Names unique, non-empty and without `:` (Basic credentials cannot carry one).
+    pub users: Vec<User>,
+    /// SHA-256 of each accepted bare token (`Authorization: Token <token>`); unique.
+    pub tokens: Vec<[u8; 32]>,
+    /// `auth-metrics`: `/health`, `/status` and `/metrics` need credentials too.
+    pub metrics: bool,
+}
+
+/// One `name` + `password-sha256` entry (from `users` or `users-file`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password_sha256: [u8; 32],
+}
+
+// Digests of short passwords can be brute-forced: keep them out of printed configs.
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+        f.debug_struct("AuthConfig")
+            .field("users", &names)
+            .field("tokens", &self.tokens.len())
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password_sha256", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Where an HTTP output's writes go, split out of `location`.
@@ -467,7 +519,18 @@ struct RawHttp {
     read_timeout: Option<String>,
     idle_timeout: Option<String>,
     max_connections: Option<i64>,
+    users: Vec<RawUser>,
+    users_file: Option<String>,
+    auth_metrics: Option<bool>,
+    forward_credentials: Option<bool>,
     outputs: Vec<RawHttpOutput>,
+}
+
+struct RawUser {
+    path: String,
+    name: Option<String>,
+    password_sha256: Option<String>,
+    token_sha256: Option<String>,
 }
 
 struct RawHttpOutput {
@@ -542,11 +605,33 @@ impl RawHttp {
             read_timeout: f.duration("read-timeout")?,
             idle_timeout: f.duration("idle-timeout")?,
             max_connections: f.integer("max-connections")?,
+            users: f
+                .tables("users")?
+                .into_iter()
+                .map(RawUser::read)
+                .collect::<Result<_, _>>()?,
+            users_file: f.string("users-file")?,
+            auth_metrics: f.boolean("auth-metrics")?,
+            forward_credentials: f.boolean("forward-credentials")?,
             outputs: f
                 .tables("output")?
                 .into_iter()
                 .map(RawHttpOutput::read)
                 .collect::<Result<_, _>>()?,
+        };
+        f.finish()?;
+        Ok(raw)
+    }
+}
+
+impl RawUser {
+    fn read((path, table): (String, toml::Table)) -> Result<RawUser, ConfigError> {
+        let mut f = Fields::new(path.clone(), table);
+        let raw = RawUser {
+            path,
+            name: f.string("name")?,
+            password_sha256: f.string("password-sha256")?,
+            token_sha256: f.string("token-sha256")?,
         };
         f.finish()?;
         Ok(raw)
@@ -741,6 +826,8 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         i64::MAX,
     )? as usize;
 
+    let auth = build_auth(p, raw.users, raw.users_file, raw.auth_metrics)?;
+
     if raw.outputs.is_empty() {
         return Err(error(at("output"), "at least one output is required"));
     }
@@ -761,8 +848,155 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         read_timeout,
         idle_timeout,
         max_connections,
+        auth,
+        forward_credentials: raw
+            .forward_credentials
+            .unwrap_or(DEFAULT_FORWARD_CREDENTIALS),
         outputs,
     })
+}
+
+/// `users`, `users-file` and `auth-metrics` of the listener at `p`. Authentication is on
+/// when either source is given; a source that yields nobody is an error rather than a
+/// listener that silently refuses everyone.
+fn build_auth(
+    p: &str,
+    users: Vec<RawUser>,
+    users_file: Option<String>,
+    auth_metrics: Option<bool>,
+) -> Result<Option<AuthConfig>, ConfigError> {
+    let at = |key: &str| format!("{p}.{key}");
+    let users_file = non_empty(users_file);
+    if users.is_empty() && users_file.is_none() {
+        if auth_metrics == Some(true) {
+            return Err(error(
+                at("auth-metrics"),
+                "needs users or users-file: there is nobody to authenticate",
+            ));
+        }
+        return Ok(None);
+    }
+    let mut auth = AuthConfig {
+        users: Vec::new(),
+        tokens: Vec::new(),
+        metrics: auth_metrics.unwrap_or(DEFAULT_AUTH_METRICS),
+    };
+    // Where each user name and token came from, for duplicate messages.
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut tokens: HashMap<[u8; 32], String> = HashMap::new();
+
+    for raw in users {
+        let u = &raw.path;
+        let key = |k: &str| format!("{u}.{k}");
+        match (raw.name, raw.password_sha256, raw.token_sha256) {
+            (None, None, Some(token)) => {
+                let digest = sha256_hex(&token).map_err(|m| error(key("token-sha256"), m))?;
+                if let Some(first) = tokens.insert(digest, u.clone()) {
+                    return Err(error(
+                        key("token-sha256"),
+                        format!("duplicate token (also given by {first})"),
+                    ));
+                }
+                auth.tokens.push(digest);
+            }
+            (_, _, Some(_)) => {
+                return Err(error(
+                    u.clone(),
+                    "a token entry takes only token-sha256 (no name or password-sha256)",
+                ))
+            }
+            (None, None, None) => {
+                return Err(error(
+                    u.clone(),
+                    "expected name and password-sha256, or token-sha256",
+                ))
+            }
+            (None, Some(_), None) => return Err(error(key("name"), "missing")),
+            (Some(_), None, None) => return Err(error(key("password-sha256"), "missing")),
+            (Some(name), Some(hex), None) => {
+                check_user_name(&name).map_err(|m| error(key("name"), m))?;
+                let digest = sha256_hex(&hex).map_err(|m| error(key("password-sha256"), m))?;
+                if let Some(first) = names.insert(name.clone(), u.clone()) {
+                    return Err(error(
+                        key("name"),
+                        format!("duplicate user \"{name}\" (also in {first})"),
+                    ));
+                }
+                auth.users.push(User {
+                    name,
+                    password_sha256: digest,
+                });
+            }
+        }
+    }
+
+    if let Some(file) = users_file {
+        let path = at("users-file");
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| error(&path, format!("cannot read \"{file}\": {e}")))?;
+        let before = auth.users.len();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at_line = |m: String| error(&path, format!("\"{file}\" line {}: {m}", i + 1));
+            let (name, hex) = line
+                .split_once(':')
+                .ok_or_else(|| at_line("expected name:sha256hex".to_string()))?;
+            let name = name.trim();
+            check_user_name(name).map_err(|m| at_line(m.to_string()))?;
+            let digest = sha256_hex(hex.trim()).map_err(at_line)?;
+            let here = format!("\"{file}\" line {}", i + 1);
+            if let Some(first) = names.insert(name.to_string(), here) {
+                return Err(at_line(format!(
+                    "duplicate user \"{name}\" (also in {first})"
+                )));
+            }
+            auth.users.push(User {
+                name: name.to_string(),
+                password_sha256: digest,
+            });
+        }
+        // An empty file is more likely a deployment mistake than an intent.
+        if auth.users.len() == before {
+            return Err(error(
+                &path,
+                format!("\"{file}\" has no users (one name:sha256hex per line)"),
+            ));
+        }
+    }
+    Ok(Some(auth))
+}
+
+/// A name Basic credentials can carry: the first `:` ends the user name there.
+fn check_user_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("must not be empty");
+    }
+    if name.contains(':') {
+        return Err("must not contain ':'");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    Ok(())
+}
+
+/// A SHA-256 digest written as 64 hex digits (what `sha256sum` prints).
+fn sha256_hex(text: &str) -> Result<[u8; 32], String> {
+    let hint = "expected the SHA-256 digest as 64 hex digits \
+                (e.g. printf %s 'secret' | sha256sum), not the secret itself";
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return Err(format!("{hint}; got {} characters", text.chars().count()));
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let digit = |b: u8| (b as char).to_digit(16).ok_or_else(|| hint.to_string());
+        *o = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
+    }
+    Ok(out)
 }
 
 fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
@@ -1341,6 +1575,8 @@ mod tests {
         assert_eq!(h.read_timeout, Duration::from_secs(10));
         assert_eq!(h.idle_timeout, Duration::from_secs(60));
         assert_eq!(h.max_connections, 10_000);
+        assert_eq!(h.auth, None);
+        assert!(h.forward_credentials);
 
         let o = &h.outputs[0];
         assert_eq!(o.name, "http://127.0.0.1:8086/write");
@@ -1397,6 +1633,10 @@ mod tests {
             read-timeout = "1500ms"
             idle-timeout = "2m"
             max-connections = 7
+            users = [ { name = "telegraf", password-sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b" },
+                      { token-sha256 = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD" } ]
+            auth-metrics = true
+            forward-credentials = false
             [[http.output]]
             name = "x"
             location = "HTTPS://db.example:8443/api/write?db=ignored"
@@ -1436,6 +1676,22 @@ mod tests {
         assert_eq!(h.read_timeout, Duration::from_millis(1500));
         assert_eq!(h.idle_timeout, Duration::from_secs(120));
         assert_eq!(h.max_connections, 7);
+        let auth = h.auth.as_ref().expect("users");
+        assert_eq!(auth.users.len(), 1);
+        assert_eq!(auth.users[0].name, "telegraf");
+        assert_eq!(
+            auth.users[0].password_sha256,
+            crate::http::auth::sha256(b"secret")
+        );
+        assert_eq!(auth.tokens, vec![crate::http::auth::sha256(b"abc")]);
+        assert!(auth.metrics);
+        assert!(!h.forward_credentials);
+        let printed = format!("{h:?}");
+        assert!(printed.contains("telegraf"), "{printed}");
+        assert!(
+            !printed.contains("2bb80d") && !printed.contains("43, 184"),
+            "digests must not be printed: {printed}"
+        );
 
         let o = &h.outputs[0];
         assert_eq!(o.name, "x");
@@ -2028,6 +2284,144 @@ mod tests {
             pass: "open sesame".into(),
         };
         assert_eq!(auth.header_value(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    const SECRET_SHA256: &str = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+
+    #[test]
+    fn users_as_sections_and_from_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("users");
+        std::fs::write(
+            &file,
+            format!("# name:sha256\n\n  alice : {SECRET_SHA256}\nbob:{SECRET_SHA256}\n"),
+        )
+        .expect("write users file");
+        let text = format!(
+            "[[http]]\nbind-addr = \"127.0.0.1:9096\"\nusers-file = \"{}\"\n\
+             [[http.users]]\nname = \"carol\"\npassword-sha256 = \"{SECRET_SHA256}\"\n\
+             [[http.output]]\nlocation = \"http://127.0.0.1:8086/write\"\n",
+            file.display()
+        );
+        let c = parse(&text).expect("users config");
+        let auth = c.http[0].auth.as_ref().expect("auth on");
+        let names: Vec<&str> = auth.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["carol", "alice", "bob"]);
+        assert!(!auth.metrics, "pages stay open by default");
+        assert!(c.http[0].forward_credentials);
+
+        // Only a file: auth is on too; an empty string means none, as elsewhere.
+        let only_file = parse(&http_with(
+            &format!("users-file = \"{}\"", file.display()),
+            "",
+        ))
+        .expect("file only");
+        assert_eq!(
+            only_file.http[0].auth.as_ref().map(|a| a.users.len()),
+            Some(2)
+        );
+        assert_eq!(
+            parse(&http_with("users-file = \"\"", "")).unwrap().http[0].auth,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_credentials_name_the_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let users_file = |name: &str, content: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).expect("write users file");
+            format!("users-file = \"{}\"", path.display())
+        };
+        let cases = [
+            (
+                "users = [ { name = \"a\", password-sha256 = \"secret\" } ]".to_string(),
+                "http[0].users[0].password-sha256",
+                "64 hex digits",
+            ),
+            (
+                format!("users = [ {{ name = \"a\", password-sha256 = \"{}\" }} ]", "g".repeat(64)),
+                "http[0].users[0].password-sha256",
+                "64 hex digits",
+            ),
+            (
+                format!("users = [ {{ name = \"a:b\", password-sha256 = \"{SECRET_SHA256}\" }} ]"),
+                "http[0].users[0].name",
+                "':'",
+            ),
+            (
+                format!("users = [ {{ name = \"\", password-sha256 = \"{SECRET_SHA256}\" }} ]"),
+                "http[0].users[0].name",
+                "empty",
+            ),
+            (
+                "users = [ { name = \"a\" } ]".to_string(),
+                "http[0].users[0].password-sha256",
+                "missing",
+            ),
+            (
+                format!("users = [ {{ password-sha256 = \"{SECRET_SHA256}\" }} ]"),
+                "http[0].users[0].name",
+                "missing",
+            ),
+            (
+                "users = [ {} ]".to_string(),
+                "http[0].users[0]",
+                "token-sha256",
+            ),
+            (
+                format!("users = [ {{ name = \"a\", token-sha256 = \"{SECRET_SHA256}\" }} ]"),
+                "http[0].users[0]",
+                "only token-sha256",
+            ),
+            (
+                format!("users = [ {{ name = \"a\", password = \"{SECRET_SHA256}\" }} ]"),
+                "http[0].users[0]",
+                "unknown key \"password\"",
+            ),
+            (
+                format!(
+                    "users = [ {{ name = \"a\", password-sha256 = \"{SECRET_SHA256}\" }},\n\
+                     {{ name = \"a\", password-sha256 = \"{SECRET_SHA256}\" }} ]"
+                ),
+                "http[0].users[1].name",
+                "duplicate user \"a\" (also in http[0].users[0])",
+            ),
+            (
+                format!(
+                    "users = [ {{ token-sha256 = \"{SECRET_SHA256}\" }}, {{ token-sha256 = \"{SECRET_SHA256}\" }} ]"
+                ),
+                "http[0].users[1].token-sha256",
+                "duplicate token",
+            ),
+            ("users = \"a\"".to_string(), "http[0].users", "array of tables"),
+            ("auth-metrics = true".to_string(), "http[0].auth-metrics", "needs users"),
+            ("auth-metrics = 1".to_string(), "http[0].auth-metrics", "true or false"),
+            ("forward-credentials = \"no\"".to_string(), "http[0].forward-credentials", "true or false"),
+            (
+                "users-file = \"/nonexistent/users\"".to_string(),
+                "http[0].users-file",
+                "cannot read",
+            ),
+            (users_file("empty", "# nobody yet\n"), "http[0].users-file", "has no users"),
+            (users_file("nocolon", "alice\n"), "http[0].users-file", "line 1: expected name:sha256hex"),
+            (
+                users_file("badhex", &format!("# c\nalice:{SECRET_SHA256}\nbob:xyz\n")),
+                "http[0].users-file",
+                "line 3: expected the SHA-256",
+            ),
+            (
+                users_file("dup", &format!("alice:{SECRET_SHA256}\nalice:{SECRET_SHA256}\n")),
+                "http[0].users-file",
+                "line 2: duplicate user \"alice\"",
+            ),
+        ];
+        for (listener, path, needle) in cases {
+            let e = err(&http_with(&listener, ""));
+            assert_eq!(e.path, path, "{listener}: {e}");
+            assert!(e.message.contains(needle), "{listener}: {e}");
+        }
     }
 
     #[test]

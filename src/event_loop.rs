@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
 use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
-use crate::http::{query, response, upstream, write};
+use crate::http::{auth, query, response, upstream, write};
 use crate::relay::Shared;
 
 /// Token of the loop's waker; listeners use their index, connections start at
@@ -43,6 +43,11 @@ const TICK: Duration = Duration::from_millis(50);
 /// Extra time a client request gets beyond the largest backend timeout, so a
 /// worker's own timeout (and its precise answer) normally arrives first.
 const ANSWER_GRACE: Duration = Duration::from_millis(250);
+/// Average rate, in bytes per second, below which a body that is still arriving is
+/// answered 408, on top of the `read-timeout` allowance: without it a client sending a
+/// few bytes per second keeps resetting the stall timer and holds its connection for
+/// days. 8 KiB/s is 64 kbit/s, below any link that usefully carries metrics.
+const MIN_BODY_RATE: u64 = 8 * 1024;
 
 /// Where a connection is in its current request.
 enum Phase {
@@ -139,6 +144,9 @@ struct Conn {
     /// When the current request's head was complete: a `/write`'s latency runs from
     /// here to its answer (stable while it waits: nothing more is parsed meanwhile).
     head_done: Instant,
+    /// When the first byte of the request being received was seen; `None` between
+    /// requests. Bounds the whole head, and the body's average rate (`too_slow`).
+    request_started: Option<Instant>,
 }
 
 impl Conn {
@@ -344,6 +352,7 @@ impl EventLoop {
                             close_after_flush: false,
                             last_input: self.now,
                             head_done: self.now,
+                            request_started: None,
                         },
                     );
                     self.again.push(Token(token));
@@ -509,6 +518,7 @@ impl EventLoop {
                     if input.is_empty() {
                         return false;
                     }
+                    conn.request_started.get_or_insert(self.now);
                     let end = match conn.scanner.find_end(input) {
                         Ok(Some(end)) => end,
                         Ok(None) => return false,
@@ -517,7 +527,7 @@ impl EventLoop {
                             return true;
                         }
                     };
-                    let head = match request::parse_head(&input[..end], max_body) {
+                    let mut head = match request::parse_head(&input[..end], max_body) {
                         Ok(head) => head,
                         Err(reject) => {
                             self.reject(conn, reject);
@@ -526,6 +536,12 @@ impl EventLoop {
                     };
                     conn.rpos += end;
                     conn.head_done = self.now;
+                    // Before the body: a client without credentials costs no more than
+                    // its head, however large a body it announced.
+                    if !self.authorize(conn.listener, &mut head) {
+                        self.unauthorized(conn, &head);
+                        continue;
+                    }
                     let framing = match head.body {
                         BodyKind::None => {
                             self.handle(token, conn, head, Vec::new());
@@ -592,8 +608,41 @@ impl EventLoop {
         conn.phase = Phase::Head;
     }
 
+    /// Check the credentials of a request on a listener with authentication, and
+    /// keep them from the backends when the listener says so. `false`: refuse it.
+    fn authorize(&self, listener: usize, head: &mut Head) -> bool {
+        let config = &self.shared.http[listener].config;
+        if let Some(table) = &config.auth {
+            if auth::needs_credentials(&head.path, head.method, table.metrics)
+                && !auth::check(table, head.authorization.as_deref(), &head.query)
+            {
+                return false;
+            }
+        }
+        if !config.forward_credentials {
+            head.authorization = None;
+            head.query = auth::strip_credentials(&head.query);
+        }
+        true
+    }
+
+    /// Answer 401. An announced body is left unread, so the next request cannot be
+    /// found: the connection closes after the answer unless there was no body.
+    fn unauthorized(&mut self, conn: &mut Conn, head: &Head) {
+        let close =
+            !head.keep_alive || head.body != BodyKind::None || self.shutdown_deadline.is_some();
+        self.shared.http[conn.listener].stats[self.id]
+            .requests
+            .inc();
+        self.count_answer(conn.listener, 401);
+        response::error(&mut conn.wbuf, 401, auth::FAILED, auth::CHALLENGE, close);
+        conn.close_after_flush |= close;
+        conn.request_started = None;
+    }
+
     /// Route one complete request.
     fn handle(&mut self, token: usize, conn: &mut Conn, head: Head, body: Vec<u8>) {
+        conn.request_started = None;
         let listener = &self.shared.http[conn.listener];
         listener.stats[self.id].requests.inc();
         let close = !head.keep_alive || self.shutdown_deadline.is_some();
@@ -1149,7 +1198,7 @@ impl EventLoop {
                 _ => {
                     let quiet = now.duration_since(conn.last_input);
                     if conn.has_partial_request() && !conn.close_after_flush {
-                        if quiet >= cfg.read_timeout {
+                        if quiet >= cfg.read_timeout || too_slow(conn, cfg.read_timeout, now) {
                             timed_out.push(token);
                         }
                     } else if conn.pending_output() > 0 {
@@ -1239,6 +1288,22 @@ impl EventLoop {
         shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         shared.stats[self.id].connections_open.sub(1);
     }
+}
+
+/// A request that trickles in: its head not complete within `read-timeout` of its first
+/// byte, or its body arriving slower than `MIN_BODY_RATE` on average beyond that.
+/// Progress alone does not save it, since a byte every few seconds is progress.
+fn too_slow(conn: &Conn, read_timeout: Duration, now: Instant) -> bool {
+    let Some(started) = conn.request_started else {
+        return false;
+    };
+    let allowance = match &conn.phase {
+        Phase::Body { body, .. } => {
+            read_timeout + Duration::from_millis(body.len() as u64 * 1000 / MIN_BODY_RATE)
+        }
+        _ => read_timeout,
+    };
+    now.duration_since(started) >= allowance
 }
 
 /// Write queued output until done or `WouldBlock`.

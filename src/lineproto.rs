@@ -1127,6 +1127,79 @@ mod tests {
         }
     }
 
+    /// A line `check_line` accepts: tags, several field types (a string with a newline
+    /// among them), with or without a timestamp, maybe a `\r`; or a blank or comment.
+    fn valid_line() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            Just("1.5".to_string()),
+            Just("-2e3".to_string()),
+            Just("42i".to_string()),
+            Just("7u".to_string()),
+            Just("t".to_string()),
+            Just("false".to_string()),
+            Just("\"multi\nline, \\\"quoted\\\"\"".to_string()),
+            "\"[a-z ,=]{0,8}\"",
+        ];
+        let point = (
+            "[a-z]{1,6}",
+            proptest::collection::vec("[a-z0-9]{1,4}", 0..3),
+            proptest::collection::vec(value, 1..4),
+            proptest::option::of(-1_000_000i64..1_000_000_000),
+            any::<bool>(),
+        )
+            .prop_map(|(m, tags, fields, ts, cr)| {
+                let mut line = m;
+                for (i, t) in tags.iter().enumerate() {
+                    line.push_str(&format!(",t{i}={t}"));
+                }
+                let fields: Vec<String> = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("f{i}={v}"))
+                    .collect();
+                line.push(' ');
+                line.push_str(&fields.join(","));
+                if let Some(ts) = ts {
+                    line.push_str(&format!(" {ts}"));
+                }
+                if cr {
+                    line.push('\r');
+                }
+                line
+            });
+        prop_oneof![
+            8 => point,
+            1 => Just(String::new()),
+            1 => Just("# a comment".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// The scanner's contract with the forwarding path, on bodies it must accept:
+        /// after stamping, every line is a point with a timestamp.
+        #[test]
+        fn stamped_valid_bodies_have_a_timestamp_on_every_line(
+            lines in proptest::collection::vec(valid_line(), 0..12),
+        ) {
+            let body = lines.join("\n");
+            let info = check_body(body.as_bytes());
+            prop_assert!(info.is_ok(), "{:?}: {:?}", body, info);
+            let info = info.unwrap_or_default();
+            let mut stamped = Vec::new();
+            stamp_body(body.as_bytes(), 99, &mut stamped);
+            let mut points = 0;
+            for line in split_lines(&stamped) {
+                points += 1;
+                prop_assert_eq!(
+                    check_line(line.text()),
+                    Ok(LineKind::Point { has_timestamp: true }),
+                    "{:?}", String::from_utf8_lossy(line.raw)
+                );
+            }
+            prop_assert_eq!(points, info.points);
+        }
+    }
+
     /// One row of `tests/data/lineproto-cases.jsonl`.
     struct Case {
         line: Vec<u8>,

@@ -1,5 +1,7 @@
-//! HTTP ingest: request framing (sans-I/O), the write handler and pre-built answers.
+//! HTTP ingest: request framing (sans-I/O), relay-side authentication, the write
+//! handler and pre-built answers.
 
+pub mod auth;
 pub mod query;
 pub mod request;
 pub mod response;

@@ -61,10 +61,12 @@ pub struct HeadScanner {
 }
 
 impl HeadScanner {
-    /// `Ok(Some(n))`: the head is `buf[..n]`. `Ok(None)`: need more bytes.
+    /// `Ok(Some(n))`: the head is `buf[..n]`, `n <= MAX_HEAD`. `Ok(None)`: need more
+    /// bytes. The limit counts the blank line that ends the head, so the answer does not
+    /// depend on how the bytes were split between reads.
     pub fn find_end(&mut self, buf: &[u8]) -> Result<Option<usize>, Reject> {
         let from = self.scanned.saturating_sub(3);
-        let window = &buf[from..buf.len().min(MAX_HEAD + 4)];
+        let window = &buf[from..buf.len().min(MAX_HEAD)];
         // Bare-LF line endings are tolerated by httparse, so end-of-head may be `\n\n`.
         let end = match (
             memmem::find(window, b"\r\n\r\n"),
@@ -76,12 +78,12 @@ impl HeadScanner {
             (None, None) => None,
         };
         match end {
-            Some(n) if n > MAX_HEAD + 4 => Err(reject(431, "request header fields too large")),
             Some(n) => {
                 self.scanned = 0;
                 Ok(Some(n))
             }
-            None if buf.len() > MAX_HEAD => Err(reject(431, "request header fields too large")),
+            // Any end still to come would finish past the limit.
+            None if buf.len() >= MAX_HEAD => Err(reject(431, "request header fields too large")),
             None => {
                 self.scanned = buf.len();
                 Ok(None)
@@ -407,6 +409,38 @@ mod tests {
         assert_eq!(s.find_end(&big).unwrap_err().status, 431);
     }
 
+    /// Regression: a head ending within 4 bytes past the limit was accepted when it
+    /// arrived in one read and refused with 431 when split just past the limit.
+    #[test]
+    fn head_limit_does_not_depend_on_the_split() {
+        for len in [
+            MAX_HEAD - 1,
+            MAX_HEAD,
+            MAX_HEAD + 1,
+            MAX_HEAD + 3,
+            MAX_HEAD + 4,
+        ] {
+            let mut data = b"GET / HTTP/1.1\r\nX: ".to_vec();
+            data.resize(len - 4, b'a');
+            data.extend_from_slice(b"\r\n\r\n");
+            let whole = HeadScanner::default().find_end(&data);
+            for cut in [1, MAX_HEAD - 1, MAX_HEAD, MAX_HEAD + 1, len - 1] {
+                let mut s = HeadScanner::default();
+                let split = match s.find_end(&data[..cut.min(len)]) {
+                    Ok(None) => s.find_end(&data),
+                    other => other,
+                };
+                assert_eq!(split, whole, "len {len} cut {cut}");
+            }
+            let want = if len <= MAX_HEAD {
+                Ok(Some(len))
+            } else {
+                Err(431)
+            };
+            assert_eq!(whole.map_err(|r| r.status), want, "len {len}");
+        }
+    }
+
     #[test]
     fn head_fields() {
         let h = head("POST /write?db=a&rp=b HTTP/1.1\r\nContent-Length: 5\r\nAuthorization: Basic eA==\r\nContent-Encoding: gzip\r\nExpect: 100-continue\r\n\r\n").unwrap();
@@ -529,6 +563,33 @@ mod tests {
         assert_eq!(gunzip(b"not gzip", 100).unwrap_err().status, 400);
     }
 
+    /// Header lines mostly valid, sometimes hostile.
+    fn head_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Host: a\r\n".to_string()),
+            (0usize..300).prop_map(|n| format!("Content-Length: {n}\r\n")),
+            Just("Content-Length: -1\r\n".to_string()),
+            Just("Transfer-Encoding: chunked\r\n".to_string()),
+            Just("Content-Encoding: gzip\r\n".to_string()),
+            Just("Connection: close\r\n".to_string()),
+            Just("Expect: 100-continue\r\n".to_string()),
+            Just("Authorization: Basic eDp5\r\n".to_string()),
+            "[ -~]{0,20}\r?\n",
+        ]
+    }
+
+    /// Bytes that are often chunked framing, so the decoder gets past the first line.
+    fn chunked_like() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            (0usize..40).prop_map(|n| format!("{n:x}\r\n").into_bytes()),
+            Just(b"\r\n".to_vec()),
+            Just(b"0\r\n\r\n".to_vec()),
+            Just(b";ext=1".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..30),
+        ];
+        proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -537,6 +598,69 @@ mod tests {
                 let _ = parse_head(&data[..n], 1 << 20);
             }
             let _ = decode_all(&data, 1 << 20);
+        }
+
+        /// The scanner's answer does not depend on how the bytes were split between
+        /// reads, and an accepted head has consistent fields.
+        #[test]
+        fn head_scanner_split_invariance_and_consistent_heads(
+            lines in proptest::collection::vec(head_line(), 0..8),
+            end in prop::sample::select(vec!["\r\n\r\n", "\n\n", "\r\n", ""]),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut data = b"POST /write?db=x&u=a HTTP/1.1\r\n".to_vec();
+            for l in &lines {
+                data.extend_from_slice(l.as_bytes());
+            }
+            data.extend_from_slice(end.as_bytes());
+            data.extend_from_slice(b"body");
+            let whole = HeadScanner::default().find_end(&data);
+            let cut = cut.index(data.len() + 1);
+            let mut s = HeadScanner::default();
+            let split = match s.find_end(&data[..cut]) {
+                Ok(None) => s.find_end(&data),
+                other => other,
+            };
+            prop_assert_eq!(split, whole);
+            if let Ok(Some(n)) = whole {
+                if let Ok(h) = parse_head(&data[..n], 100) {
+                    prop_assert_eq!(h.path.as_str(), "/write");
+                    prop_assert_eq!(h.query.as_str(), "db=x&u=a");
+                    prop_assert!(!matches!(h.body, BodyKind::Length(0)));
+                    prop_assert!(!matches!(h.body, BodyKind::Length(n) if n > 100));
+                    prop_assert_eq!(parse_head(&data[..n], 100), Ok(h));
+                }
+            }
+        }
+
+        /// Decoding in two reads gives what decoding in one does, on any bytes.
+        #[test]
+        fn chunked_split_point_invariance(
+            data in chunked_like(),
+            cut in any::<prop::sample::Index>(),
+            max in 0usize..200,
+        ) {
+            let cut = cut.index(data.len() + 1);
+            let one = decode_all(&data, max);
+            let mut d = ChunkedDecoder::default();
+            let mut out = Vec::new();
+            let two = match d.decode(&data[..cut], &mut out, max) {
+                Ok(n) if d.is_done() => Ok(n),
+                Ok(n) => {
+                    prop_assert_eq!(n, cut);
+                    d.decode(&data[cut..], &mut out, max).map(|m| n + m)
+                }
+                Err(r) => Err(r),
+            };
+            prop_assert!(out.len() <= max);
+            match one {
+                Ok((out1, n1, done1)) => {
+                    prop_assert_eq!(two, Ok(n1));
+                    prop_assert_eq!(out, out1);
+                    prop_assert_eq!(d.is_done(), done1);
+                }
+                Err(r) => prop_assert_eq!(two.map_err(|r| r.status), Err(r.status)),
+            }
         }
 
         #[test]

@@ -533,6 +533,27 @@ proptest! {
         let _ = read_record(&bytes);
     }
 
+    /// Any record survives encoding: read back whole, every strict prefix incomplete,
+    /// and bytes after it left alone.
+    #[test]
+    fn encoded_records_round_trip(
+        seq in any::<u64>(),
+        created_ms in any::<u64>(),
+        query in proptest::collection::vec(any::<u8>(), 0..40),
+        auth in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        body in proptest::collection::vec(any::<u8>(), 0..200),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let rec = Record { seq, created_ms, query, auth, body };
+        let mut buf = Vec::new();
+        let r = rec.as_ref();
+        encode(rec.seq, &r, payload_len(&r).expect("size"), &mut buf);
+        let len = buf.len();
+        prop_assert_eq!(read_record(&buf[..cut.index(len)]), Ok(None));
+        buf.extend_from_slice(b"next record");
+        prop_assert_eq!(read_record(&buf), Ok(Some((rec, len))));
+    }
+
     #[test]
     fn read_record_never_panics_on_damaged_records(
         body in proptest::collection::vec(any::<u8>(), 0..64),

@@ -1,10 +1,12 @@
 //! Integration tests, one binary: each module covers one area and runs the relay and
 //! real `influxd` backends through the harness in `util`.
 
+mod auth;
 mod clients;
 mod durability;
 mod ha;
 mod harness;
+mod hostile;
 mod http;
 mod observe;
 mod query;
