@@ -23,6 +23,8 @@ pub struct Shared {
 
 pub struct HttpListener {
     pub config: HttpConfig,
+    /// Set for HTTPS listeners (`ssl-combined-pem`); one config for every loop.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub write: WriteSettings,
     pub backends: Vec<BackendHandle>,
     /// The longest a client waits for its answer: the largest output timeout.
@@ -48,6 +50,14 @@ impl Relay {
         let mut http = Vec::new();
         let mut backends = Vec::new();
         for l in &config.http {
+            // Before any backend thread starts: a bad PEM file only has to stop the start.
+            let tls =
+                match &l.ssl_combined_pem {
+                    Some(pem) => Some(crate::tls::server_config(pem, l.ssl_min_version).map_err(
+                        |e| std::io::Error::other(format!("listener {:?}: {e}", l.name)),
+                    )?),
+                    None => None,
+                };
             let mut handles = Vec::new();
             for output in &l.outputs {
                 let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir)?;
@@ -56,6 +66,7 @@ impl Relay {
             }
             http.push(HttpListener {
                 config: l.clone(),
+                tls,
                 write: WriteSettings {
                     default_retention_policy: l.default_retention_policy.clone(),
                 },
@@ -102,6 +113,7 @@ impl Relay {
                 "listening",
                 listener = l.config.name,
                 addr = l.config.bind_addr,
+                tls = l.tls.is_some(),
                 ack = format!("{:?}", l.config.ack).to_lowercase(),
                 outputs = l.backends.len(),
                 threads = threads,
