@@ -4,5 +4,6 @@
 mod durability;
 mod harness;
 mod http;
+mod tls;
 mod udp;
 mod util;
