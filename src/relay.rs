@@ -50,14 +50,13 @@ impl Relay {
         let mut http = Vec::new();
         let mut backends = Vec::new();
         for l in &config.http {
-            // Before any backend thread starts: a bad PEM file only has to stop the start.
-            let tls =
-                match &l.ssl_combined_pem {
-                    Some(pem) => Some(crate::tls::server_config(pem, l.ssl_min_version).map_err(
-                        |e| std::io::Error::other(format!("listener {:?}: {e}", l.name)),
-                    )?),
-                    None => None,
-                };
+            // Before this listener's backend threads start: a bad PEM stops the start.
+            let tls = l
+                .ssl_combined_pem
+                .as_ref()
+                .map(|pem| crate::tls::server_config(pem, l.ssl_min_version))
+                .transpose()
+                .map_err(|e| std::io::Error::other(format!("listener {:?}: {e}", l.name)))?;
             let mut handles = Vec::new();
             for output in &l.outputs {
                 let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir)?;

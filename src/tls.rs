@@ -275,6 +275,13 @@ impl Transport {
         }
     }
 
+    fn socket_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(socket) => socket,
+            Transport::Tls(tls) => &mut tls.socket,
+        }
+    }
+
     /// Before closing: tell a TLS peer the end is deliberate, if the socket takes it now.
     pub fn close_notify(&mut self) {
         if let Transport::Tls(tls) = self {
@@ -334,15 +341,6 @@ impl mio::event::Source for Transport {
 
     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
         self.socket_mut().deregister(registry)
-    }
-}
-
-impl Transport {
-    fn socket_mut(&mut self) -> &mut TcpStream {
-        match self {
-            Transport::Plain(socket) => socket,
-            Transport::Tls(tls) => &mut tls.socket,
-        }
     }
 }
 
