@@ -52,6 +52,9 @@ pub const DEFAULT_AUTH_METRICS: bool = false;
 /// Default `[[http]] forward-credentials`: true, the original's behaviour: the client's
 /// `Authorization` header and `u`/`p` query parameters go on to the backends.
 pub const DEFAULT_FORWARD_CREDENTIALS: bool = true;
+/// Default `[[http]] ssl-min-version`: TLS 1.2, the oldest version still considered
+/// safe and the newest that every InfluxDB client library speaks.
+pub const DEFAULT_SSL_MIN_VERSION: TlsVersion = TlsVersion::V1_2;
 
 /// Default HTTP output `timeout`: 10 s per write request to a backend.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +103,13 @@ pub enum Ack {
     All,
 }
 
+/// The oldest TLS version an HTTPS listener accepts (`ssl-min-version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Error,
@@ -127,7 +137,11 @@ pub struct HttpConfig {
     pub name: String,
     /// Port 0 is accepted (tests); such listeners are exempt from the duplicate check.
     pub bind_addr: SocketAddr,
+    /// Certificate chain and private key in one PEM file; `None` = plain HTTP. Only the
+    /// name is checked here: the file is read when the listener starts.
     pub ssl_combined_pem: Option<PathBuf>,
+    /// Used only with `ssl_combined_pem`.
+    pub ssl_min_version: TlsVersion,
     /// `None` when absent or empty.
     pub default_retention_policy: Option<String>,
     pub ack: Ack,
@@ -208,6 +222,10 @@ pub struct HttpOutput {
     /// Always > 0.
     pub timeout: Duration,
     pub skip_tls_verification: bool,
+    /// PEM certificates that an `https://` backend's chain must lead to, instead of the
+    /// system roots; `None` when absent or empty. Never set together with
+    /// `skip_tls_verification`.
+    pub ca_file: Option<PathBuf>,
     /// Bytes (from `buffer-size-mb`); 0 = no RAM retry buffer.
     pub buffer_size: usize,
     /// Bytes (from `max-batch-kb`).
@@ -513,6 +531,7 @@ struct RawHttp {
     name: Option<String>,
     bind_addr: Option<String>,
     ssl_combined_pem: Option<String>,
+    ssl_min_version: Option<String>,
     default_retention_policy: Option<String>,
     ack: Option<String>,
     max_body_size_mb: Option<i64>,
@@ -539,6 +558,7 @@ struct RawHttpOutput {
     location: Option<String>,
     timeout: Option<String>,
     skip_tls_verification: Option<bool>,
+    ca_file: Option<String>,
     buffer_size_mb: Option<i64>,
     max_batch_kb: Option<i64>,
     max_delay_interval: Option<String>,
@@ -599,6 +619,7 @@ impl RawHttp {
             name: f.string("name")?,
             bind_addr: f.string("bind-addr")?,
             ssl_combined_pem: f.string("ssl-combined-pem")?,
+            ssl_min_version: f.string("ssl-min-version")?,
             default_retention_policy: f.string("default-retention-policy")?,
             ack: f.string("ack")?,
             max_body_size_mb: f.integer("max-body-size-mb")?,
@@ -647,6 +668,7 @@ impl RawHttpOutput {
             location: f.string("location")?,
             timeout: f.duration("timeout")?,
             skip_tls_verification: f.boolean("skip-tls-verification")?,
+            ca_file: f.string("ca-file")?,
             buffer_size_mb: f.integer("buffer-size-mb")?,
             max_batch_kb: f.integer("max-batch-kb")?,
             max_delay_interval: f.duration("max-delay-interval")?,
@@ -786,6 +808,19 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         "http"
     };
     let name = non_empty(raw.name).unwrap_or_else(|| format!("{scheme}://{bind_text}"));
+    // Accepted (and unused) without a PEM, so a file that sets every key to its
+    // default, TLS off, still loads.
+    let ssl_min_version = match raw.ssl_min_version.as_deref() {
+        None | Some("") => DEFAULT_SSL_MIN_VERSION,
+        Some("1.2") => TlsVersion::V1_2,
+        Some("1.3") => TlsVersion::V1_3,
+        Some(other) => {
+            return Err(error(
+                at("ssl-min-version"),
+                format!("unknown TLS version \"{other}\" (use \"1.2\" or \"1.3\")"),
+            ))
+        }
+    };
     let ack = match raw.ack.as_deref() {
         None => DEFAULT_ACK,
         Some("any") => Ack::Any,
@@ -842,6 +877,7 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         name,
         bind_addr,
         ssl_combined_pem,
+        ssl_min_version,
         default_retention_policy: non_empty(raw.default_retention_policy),
         ack,
         max_body_size,
@@ -1044,6 +1080,17 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         i64::MAX,
     )? as usize;
 
+    let skip_tls_verification = raw
+        .skip_tls_verification
+        .unwrap_or(DEFAULT_SKIP_TLS_VERIFICATION);
+    let ca_file = non_empty(raw.ca_file).map(PathBuf::from);
+    if ca_file.is_some() && skip_tls_verification {
+        return Err(error(
+            at("ca-file"),
+            "set together with skip-tls-verification = true, which ignores it; remove one",
+        ));
+    }
+
     // The original only used credentials when both were set; keep that.
     let basic_auth = match (non_empty(raw.http_user), non_empty(raw.http_pass)) {
         (Some(user), Some(pass)) => Some(BasicAuth { user, pass }),
@@ -1056,9 +1103,8 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         // 0 would mean "wait forever" to an HTTP client, yet a client's answer waits
         // for the largest timeout (SPEC §4.4): refuse it.
         timeout: duration(&at("timeout"), raw.timeout, DEFAULT_HTTP_TIMEOUT, false)?,
-        skip_tls_verification: raw
-            .skip_tls_verification
-            .unwrap_or(DEFAULT_SKIP_TLS_VERIFICATION),
+        skip_tls_verification,
+        ca_file,
         buffer_size: bytes(&at("buffer-size-mb"), buffer_mb, MIB)?,
         max_batch: bytes(&at("max-batch-kb"), batch_kb, KIB)?,
         max_delay_interval: duration(
@@ -1569,6 +1615,7 @@ mod tests {
         assert_eq!(h.name, "http://127.0.0.1:9096");
         assert_eq!(h.bind_addr, "127.0.0.1:9096".parse().unwrap());
         assert_eq!(h.ssl_combined_pem, None);
+        assert_eq!(h.ssl_min_version, TlsVersion::V1_2);
         assert_eq!(h.default_retention_policy, None);
         assert_eq!(h.ack, Ack::Any);
         assert_eq!(h.max_body_size, 25 * 1024 * 1024);
@@ -1592,6 +1639,7 @@ mod tests {
         );
         assert_eq!(o.timeout, Duration::from_secs(10));
         assert!(!o.skip_tls_verification);
+        assert_eq!(o.ca_file, None);
         assert_eq!(o.buffer_size, 0);
         assert_eq!(o.max_batch, 512 * 1024);
         assert_eq!(o.max_delay_interval, Duration::from_secs(10));
@@ -1627,6 +1675,7 @@ mod tests {
             name = "a"
             bind-addr = ":9096"
             ssl-combined-pem = "/etc/relay.pem"
+            ssl-min-version = "1.3"
             default-retention-policy = "autogen"
             ack = "quorum"
             max-body-size-mb = 1
@@ -1670,6 +1719,7 @@ mod tests {
         assert_eq!(h.name, "a");
         assert_eq!(h.bind_addr, "0.0.0.0:9096".parse().unwrap());
         assert_eq!(h.ssl_combined_pem, Some(PathBuf::from("/etc/relay.pem")));
+        assert_eq!(h.ssl_min_version, TlsVersion::V1_3);
         assert_eq!(h.default_retention_policy.as_deref(), Some("autogen"));
         assert_eq!(h.ack, Ack::Quorum);
         assert_eq!(h.max_body_size, 1024 * 1024);
@@ -1746,6 +1796,75 @@ mod tests {
     fn https_listener_default_name() {
         let c = parse(&http_with("ssl-combined-pem = \"/x.pem\"", "")).unwrap();
         assert_eq!(c.http[0].name, "https://127.0.0.1:9096");
+    }
+
+    #[test]
+    fn ssl_min_version_values() {
+        for (text, want) in [
+            ("\"1.2\"", TlsVersion::V1_2),
+            ("\"1.3\"", TlsVersion::V1_3),
+            ("\"\"", DEFAULT_SSL_MIN_VERSION),
+        ] {
+            let c = parse(&http_with(
+                &format!("ssl-combined-pem = \"/x.pem\"\nssl-min-version = {text}"),
+                "",
+            ))
+            .unwrap();
+            assert_eq!(c.http[0].ssl_min_version, want, "for {text}");
+        }
+        // A file that writes every key at its default, TLS off, must still load.
+        let c = parse(&http_with(
+            "ssl-combined-pem = \"\"\nssl-min-version = \"1.2\"",
+            "",
+        ))
+        .unwrap();
+        assert_eq!(c.http[0].ssl_combined_pem, None);
+
+        for bad in ["1.1", "1.0", "TLS1.3", "1.4"] {
+            let e = err(&http_with(&format!("ssl-min-version = \"{bad}\""), ""));
+            assert_eq!(
+                e.to_string(),
+                format!("http[0].ssl-min-version: unknown TLS version \"{bad}\" (use \"1.2\" or \"1.3\")")
+            );
+        }
+        let e = err(&http_with("ssl-min-version = 1.3", ""));
+        assert_eq!(
+            e.to_string(),
+            "http[0].ssl-min-version: expected a string, found a float"
+        );
+    }
+
+    #[test]
+    fn ca_file() {
+        let https = |output: &str| {
+            http_with("", output).replace("http://127.0.0.1:8086", "https://127.0.0.1:8086")
+        };
+        let c = parse(&https("ca-file = \"/etc/ssl/influx-ca.pem\"")).unwrap();
+        let o = &c.http[0].outputs[0];
+        assert_eq!(o.ca_file, Some(PathBuf::from("/etc/ssl/influx-ca.pem")));
+        assert!(!o.skip_tls_verification);
+
+        let c = parse(&https("ca-file = \"\"")).unwrap();
+        assert_eq!(c.http[0].outputs[0].ca_file, None, "empty = system roots");
+
+        let e = err(&https(
+            "ca-file = \"/ca.pem\"\nskip-tls-verification = true",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "http[0].output[0].ca-file: set together with skip-tls-verification = true, \
+             which ignores it; remove one"
+        );
+        let e = err(&https("ca-file = true"));
+        assert_eq!(
+            e.to_string(),
+            "http[0].output[0].ca-file: expected a string, found a boolean"
+        );
+        let e = err(&https("cafile = \"/ca.pem\""));
+        assert_eq!(
+            e.to_string(),
+            "http[0].output[0]: unknown key \"cafile\" (did you mean \"ca-file\"?)"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::batch::{AckTracker, Answer};
 use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
 use crate::http::{auth, query, response, upstream, write};
 use crate::relay::Shared;
+use crate::tls::Transport;
 
 /// Token of the loop's waker; listeners use their index, connections start at
 /// `FIRST_CONN` and are never reused, so a stale event can never hit a new connection.
@@ -122,7 +123,7 @@ enum Pump {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     listener: usize,
     readable: bool,
     writable: bool,
@@ -150,8 +151,9 @@ struct Conn {
 }
 
 impl Conn {
+    /// Includes TLS records the session could not hand to the kernel yet.
     fn pending_output(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.wbuf.len() - self.wpos + self.stream.pending_output()
     }
 
     fn has_partial_request(&self) -> bool {
@@ -312,7 +314,7 @@ impl EventLoop {
         let stats = &shared.stats[self.id];
         for _ in 0..ACCEPT_BUDGET {
             match listener.accept() {
-                Ok((mut stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let open = shared.open_connections.fetch_add(1, Ordering::Relaxed);
                     if open >= shared.config.max_connections {
                         // Over the limit: close at once so the client sees it quickly
@@ -322,6 +324,14 @@ impl EventLoop {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    let mut stream = match Transport::accept(stream, shared.tls.as_ref(), peer) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                            crate::warn!("cannot start a TLS session", error = e);
+                            continue;
+                        }
+                    };
                     let token = self.next_token;
                     self.next_token += 1;
                     if let Err(e) = self.poll.registry().register(
@@ -1280,6 +1290,7 @@ impl EventLoop {
     }
 
     fn close(&mut self, mut conn: Conn) {
+        conn.stream.close_notify();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if let Phase::Proxying { upstream, .. } = conn.phase {
             self.drop_upstream(upstream);
@@ -1322,5 +1333,13 @@ fn flush(conn: &mut Conn) -> Io {
     }
     conn.wbuf.clear();
     conn.wpos = 0;
-    Io::Progress
+    // What a TLS session still holds after taking the whole buffer.
+    match conn.stream.flush() {
+        Ok(()) => Io::Progress,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.writable = false;
+            Io::WouldBlock
+        }
+        Err(_) => Io::Error,
+    }
 }

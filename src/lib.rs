@@ -3,7 +3,7 @@
 //! Data flow, one arrow per module boundary:
 //!
 //! ```text
-//! socket (net) → event loop (event_loop) → HTTP request (http) / datagram (udp)
+//! socket (net) → event loop (event_loop, TLS in tls) → HTTP request (http) / datagram (udp)
 //!   → line scan + timestamp stamping (lineproto) → one Arc-shared Batch (batch)
 //!   → bounded channel per backend → backend worker (backend) ⇄ spool (spool)
 //!   → outcome back to the owning loop over a channel + mio::Waker → client answer
@@ -24,4 +24,5 @@ pub mod net;
 pub mod observe;
 pub mod relay;
 pub mod spool;
+pub mod tls;
 pub mod udp;

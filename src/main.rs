@@ -91,7 +91,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match config::load(&path) {
+    // PEM files are read now too, so --check-config catches a bad one like a bad key.
+    let config = match config::load(&path).and_then(|c| influx_relay::tls::check(&c).map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());

@@ -23,6 +23,8 @@ pub struct Shared {
 
 pub struct HttpListener {
     pub config: HttpConfig,
+    /// Set for HTTPS listeners (`ssl-combined-pem`); one config for every loop.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub write: WriteSettings,
     pub backends: Vec<BackendHandle>,
     /// The longest a client waits for its answer: the largest output timeout.
@@ -50,6 +52,13 @@ impl Relay {
         let mut http = Vec::new();
         let mut backends = Vec::new();
         for l in &config.http {
+            // Before this listener's backend threads start: a bad PEM stops the start.
+            let tls = l
+                .ssl_combined_pem
+                .as_ref()
+                .map(|pem| crate::tls::server_config(pem, l.ssl_min_version))
+                .transpose()
+                .map_err(|e| std::io::Error::other(format!("listener {:?}: {e}", l.name)))?;
             let mut handles = Vec::new();
             for output in &l.outputs {
                 let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir)?;
@@ -58,6 +67,7 @@ impl Relay {
             }
             http.push(HttpListener {
                 config: l.clone(),
+                tls,
                 write: WriteSettings {
                     default_retention_policy: l.default_retention_policy.clone(),
                 },
@@ -105,6 +115,7 @@ impl Relay {
                 "listening",
                 listener = l.config.name,
                 addr = l.config.bind_addr,
+                tls = l.tls.is_some(),
                 ack = format!("{:?}", l.config.ack).to_lowercase(),
                 outputs = l.backends.len(),
                 threads = threads,

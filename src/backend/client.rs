@@ -2,7 +2,9 @@
 //!
 //! Workers are plain threads, so blocking I/O with socket timeouts is the simple and
 //! fast choice here: the event loops never wait on it. The connection is kept alive
-//! between writes and re-opened after any error.
+//! between writes and re-opened after any error. `https://` locations speak TLS over
+//! the same blocking socket (see [`crate::tls::ClientTls`]); everything above the byte
+//! stream is the same for both.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -10,6 +12,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::config::Location;
+use crate::tls::{ClientStream, ClientTls};
 
 /// Largest response head or body we accept from a backend; InfluxDB's answers to
 /// writes are small JSON documents.
@@ -49,20 +52,64 @@ fn io_error(e: io::Error) -> SendError {
     }
 }
 
+/// One backend connection, blocking, with the socket's timeouts.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<ClientStream>),
+}
+
+impl Stream {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 pub struct Client {
     location: Location,
     timeout: Duration,
-    conn: Option<TcpStream>,
+    /// Set for `https://` locations.
+    tls: Option<ClientTls>,
+    conn: Option<Stream>,
     /// Request head, rebuilt per request into the same allocation.
     head: Vec<u8>,
     rbuf: Vec<u8>,
 }
 
 impl Client {
-    pub fn new(location: Location, timeout: Duration) -> Client {
+    /// `tls` comes from [`crate::tls::client_tls`]: `Some` exactly for `https://`.
+    pub fn new(location: Location, timeout: Duration, tls: Option<ClientTls>) -> Client {
         Client {
             location,
             timeout,
+            tls,
             conn: None,
             head: Vec::with_capacity(512),
             rbuf: Vec::with_capacity(4096),
@@ -128,7 +175,22 @@ impl Client {
         self.head.extend_from_slice(b"\r\n");
     }
 
-    fn connect(&mut self) -> Result<TcpStream, SendError> {
+    fn connect(&mut self) -> Result<Stream, SendError> {
+        let socket = self.connect_tcp()?;
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(socket));
+        };
+        match tls.connect(socket) {
+            Ok(stream) => Ok(Stream::Tls(Box::new(stream))),
+            Err(e) => Err(match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => SendError::Timeout,
+                // A certificate the backend should not have, or no TLS at all there.
+                _ => SendError::Connect(e),
+            }),
+        }
+    }
+
+    fn connect_tcp(&mut self) -> Result<TcpStream, SendError> {
         let addrs = (self.location.host.as_str(), self.location.port)
             .to_socket_addrs()
             .map_err(SendError::Connect)?;
@@ -162,6 +224,7 @@ impl Client {
         if !body.is_empty() {
             conn.write_all(body).map_err(io_error)?;
         }
+        conn.flush().map_err(io_error)?;
         self.rbuf.clear();
         let (status, head_len, framing, close) = loop {
             read_more(conn, &mut self.rbuf, deadline)?;
@@ -255,12 +318,14 @@ fn framing_of(
 }
 
 /// Read at least one more byte into `buf`, respecting the overall `deadline`.
-fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), SendError> {
+fn read_more(conn: &mut Stream, buf: &mut Vec<u8>, deadline: Instant) -> Result<(), SendError> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(SendError::Timeout);
     }
-    conn.set_read_timeout(Some(left)).map_err(SendError::Io)?;
+    conn.socket()
+        .set_read_timeout(Some(left))
+        .map_err(SendError::Io)?;
     let start = buf.len();
     buf.resize(start + 8192, 0);
     loop {
@@ -283,7 +348,7 @@ fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>, deadline: Instant) -> Resu
 }
 
 fn read_chunked(
-    conn: &mut TcpStream,
+    conn: &mut Stream,
     buf: &mut Vec<u8>,
     mut pos: usize,
     deadline: Instant,

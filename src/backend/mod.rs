@@ -181,6 +181,9 @@ impl Backend {
         output: &HttpOutput,
         spool_dir: &Path,
     ) -> std::io::Result<(BackendHandle, Backend)> {
+        // First, so that a bad ca-file stops the start before any thread runs.
+        let tls = crate::tls::client_tls(output)
+            .map_err(|e| std::io::Error::other(format!("output {:?}: {e}", output.name)))?;
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let stats = Arc::new(BackendStats::default());
         let control = Arc::new(Control::default());
@@ -203,6 +206,7 @@ impl Backend {
         };
         let mut shared = Shared {
             output: output.clone(),
+            tls,
             listener: listener.to_string(),
             stats: stats.clone(),
             control: control.clone(),
@@ -239,8 +243,11 @@ impl Backend {
             let t = std::thread::Builder::new()
                 .name(format!("replay-{}", output.name))
                 .spawn(move || {
-                    let mut client =
-                        Client::new(shared.output.location.clone(), shared.output.timeout);
+                    let mut client = Client::new(
+                        shared.output.location.clone(),
+                        shared.output.timeout,
+                        shared.tls.clone(),
+                    );
                     queue::replay_loop(&shared, &mut client);
                 })?;
             threads.push(t);
@@ -291,6 +298,8 @@ fn path_safe(name: &str) -> String {
 
 pub(crate) struct Shared {
     output: HttpOutput,
+    /// Set for `https://` outputs; every client of this output shares it.
+    tls: Option<crate::tls::ClientTls>,
     listener: String,
     stats: Arc<BackendStats>,
     control: Arc<Control>,
@@ -314,7 +323,11 @@ static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 const GROUP_COMMIT: usize = 256;
 
 fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
-    let mut client = Client::new(shared.output.location.clone(), shared.output.timeout);
+    let mut client = Client::new(
+        shared.output.location.clone(),
+        shared.output.timeout,
+        shared.tls.clone(),
+    );
     let mut gz = Vec::new();
     let mut merged = Vec::new();
     // A job taken while coalescing that did not fit; it goes first next time.

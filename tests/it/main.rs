@@ -10,5 +10,6 @@ mod hostile;
 mod http;
 mod observe;
 mod query;
+mod tls;
 mod udp;
 mod util;
