@@ -141,11 +141,11 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
     let _ = writeln!(s, "{}: ok", path.display());
     let _ = writeln!(
         s,
-        "threads={} pin-threads={} spool-dir={} log-level={:?} shutdown-timeout={:?}",
+        "threads={} pin-threads={} spool-dir={} log-level={} shutdown-timeout={:?}",
         c.threads,
         c.pin_threads,
         c.spool_dir.display(),
-        c.log_level,
+        format!("{:?}", c.log_level).to_lowercase(),
         c.shutdown_timeout
     );
     for l in &c.http {
@@ -154,10 +154,20 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
         } else {
             ""
         };
+        let auth = match &l.auth {
+            Some(a) => format!(" auth={}users+{}tokens", a.users.len(), a.tokens.len()),
+            None => String::new(),
+        };
+        let forward = if l.forward_credentials {
+            ""
+        } else {
+            " credentials-not-forwarded"
+        };
+        let ack = format!("{:?}", l.ack).to_lowercase();
         let _ = writeln!(
             s,
-            "http {:?} on {}{tls} ack={:?}",
-            l.name, l.bind_addr, l.ack
+            "http {:?} on {}{tls}{auth}{forward} ack={ack}",
+            l.name, l.bind_addr
         );
         for o in &l.outputs {
             let _ = writeln!(
