@@ -50,6 +50,8 @@ pub struct View<'a> {
     /// Unix milliseconds: the "now" that queue ages are measured against.
     pub now_ms: u64,
     pub shutting_down: bool,
+    /// TLS handshakes that failed on HTTPS listeners, since start.
+    pub tls_handshake_failures: u64,
     pub http: Vec<HttpView<'a>>,
     pub udp: Vec<UdpView<'a>>,
 }
@@ -138,6 +140,7 @@ impl<'a> View<'a> {
             uptime: shared.started.elapsed(),
             now_ms: unix_ms(),
             shutting_down: shared.shutdown.load(Ordering::Acquire),
+            tls_handshake_failures: crate::tls::handshake_failures(),
             http,
             udp,
         }
@@ -846,6 +849,16 @@ pub fn metrics(view: &View) -> Page {
     m.family("uptime_seconds", GAUGE, "Seconds since the relay started.");
     m.sample("uptime_seconds", &[], view.uptime.as_secs_f64());
     m.family(
+        "tls_handshake_failures_total",
+        COUNTER,
+        "TLS handshakes that failed on HTTPS listeners.",
+    );
+    m.sample(
+        "tls_handshake_failures_total",
+        &[],
+        view.tls_handshake_failures,
+    );
+    m.family(
         "healthy",
         GAUGE,
         "1 when /health passes: every HTTP listener has a backend up with an empty queue.",
@@ -1046,6 +1059,7 @@ mod tests {
                 uptime: Duration::from_millis(61_500),
                 now_ms: 1_700_000_010_000,
                 shutting_down: false,
+                tls_handshake_failures: 0,
                 http: vec![HttpView {
                     name: "in",
                     bind_addr: "127.0.0.1:9096".parse().unwrap(),
