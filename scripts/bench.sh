@@ -15,12 +15,16 @@
 #   {sink1_url} {sink2_url}   backends' /write URLs       {sink1_udp} {sink2_udp}
 #   {buffer_mb}  RAM retry buffer wanted (0 = none)       {outputs}   1 or 2 HTTP outputs
 #
+# Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
+# http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
+# ram-buffer-64m idle-10k. HTTP ones run HAProxy first, then the relay.
+#
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
 # here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
