@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# Throughput, latency, CPU and memory of the relay under the bundled load generator,
+# with HAProxy measured in the same run as the yardstick (issue 5). Prints one table row
+# per workload; a workload whose line counts are wrong is a FAIL and makes the exit
+# status 1.
+#
+#   scripts/bench.sh [--quick] [--duration 5s] [--only NAME,NAME] [--concurrency N]
+#                    [--relay-cmd CMD] [--no-haproxy] [--no-build] [--out FILE]
+#
+# --relay-cmd (or RELAY_CMD) is the relay under test, started once per workload.
+# Placeholders, also exported as BENCH_* environment variables so a wrapper script can
+# write its own configuration for a different relay:
+#   {config}     the TOML this script wrote for the workload (influx-relay's format)
+#   {http_addr}  where the load generator sends HTTP     {udp_addr}  ... and UDP
+#   {sink1_url} {sink2_url}   backends' /write URLs       {sink1_udp} {sink2_udp}
+#   {buffer_mb}  RAM retry buffer wanted (0 = none)       {outputs}   1 or 2 HTTP outputs
+#
+# Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
+# http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
+# ram-buffer-64m idle-10k. HTTP ones run HAProxy first, then the relay.
+#
+# Everything listens on 127.0.0.1 on ports the OS hands out; every process started
+# here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+
+DURATION=5s
+RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
+# Parallel keep-alive connections per output; see BENCHMARKS.md for the sweep.
+CONCURRENCY=${BENCH_CONCURRENCY:-16}
+ONLY=""
+HAPROXY=1
+BUILD=1
+OUT=""
+IDLE_CONNECTIONS=10000
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) DURATION=2s ;;
+        --duration) DURATION=$2; shift ;;
+        --only) ONLY=$2; shift ;;
+        --concurrency) CONCURRENCY=$2; shift ;;
+        --relay-cmd) RELAY_CMD=$2; shift ;;
+        --no-haproxy) HAPROXY=0 ;;
+        --no-build) BUILD=0 ;;
+        --out) OUT=$2; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case $DURATION in
+    *ms) DUR_SECS=$(awk "BEGIN{print ${DURATION%ms}/1000}") ;;
+    *s) DUR_SECS=${DURATION%s} ;;
+    *) echo "error: --duration takes seconds (5s) or milliseconds (500ms)" >&2; exit 2 ;;
+esac
+
+say() { printf '==> %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# --- what the benchmark needs -------------------------------------------------------
+missing=()
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} (apt)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+fi
+if [ "$BUILD" = 1 ]; then
+    command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+    say "building the relay and the load generator (release)"
+    cargo build --release --workspace --quiet
+fi
+LOADTEST=target/release/loadtest
+# 10 000 idle clients need more descriptors than the usual soft limit of 1024.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# HAProxy wants two descriptors per connection (client and server side) and refuses to
+# start when maxconn cannot be backed by the hard limit.
+HAPROXY_MAXCONN=$((($(ulimit -Hn) - 100) / 2))
+TICKS=$(getconf CLK_TCK)
+CORES=$(nproc)
+
+WORK=target/bench/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$WORK"
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.2
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+free_udp_port() {
+    python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Stop one process we started: TERM, a short grace, then KILL.
+stop() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# /proc/PID/stat: utime and stime are fields 14 and 15; the command name (field 2) may
+# hold spaces, so count from after its closing parenthesis.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+calc() { awk "BEGIN{printf \"$1\", $2}"; }
+
+# --- sinks ----------------------------------------------------------------------------
+declare -A SINK_HTTP SINK_UDP SINK_PID
+start_sink() { # name
+    local out="$WORK/sink-$1.out"
+    "$LOADTEST" sink --http 127.0.0.1:0 --udp 127.0.0.1:0 >"$out" 2>"$WORK/sink-$1.err" &
+    SINK_PID[$1]=$!
+    PIDS+=("$!")
+    for _ in $(seq 50); do
+        if grep -q '^listening' "$out"; then
+            SINK_HTTP[$1]=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$out")
+            SINK_UDP[$1]=$(sed -n 's/.*udp=\([^ ]*\).*/\1/p' "$out")
+            return
+        fi
+        sleep 0.1
+    done
+    echo "error: sink $1 did not start" >&2
+    exit 1
+}
+sink_stats() { curl -sf "http://${SINK_HTTP[$1]}/stats"; }
+sink_post() { curl -sf -o /dev/null -XPOST "http://${SINK_HTTP[$1]}/$2"; }
+sink_up() { curl -sf -o /dev/null "http://${SINK_HTTP[$1]}/ping"; }
+run_field() { # sink run field
+    sink_stats "$1" | jq -r --arg r "$2" --arg f "$3" '.runs[$r][$f] // 0'
+}
+# Wait until a sink has `want` unique lines of run `id`, or its count stops moving
+# (ack = any answers after the first backend, so the other may still be writing).
+settle() { # sink id want
+    local last=-1 now stable=0
+    for _ in $(seq 100); do
+        now=$(run_field "$1" "$2" unique)
+        [ "$now" -ge "$3" ] && return
+        if [ "$now" = "$last" ]; then
+            stable=$((stable + 1))
+            [ $stable -ge 10 ] && return
+        else
+            stable=0
+        fi
+        last=$now
+        sleep 0.1
+    done
+}
+
+say "starting two sinks"
+start_sink s1
+start_sink s2
+say "sinks: s1 http=${SINK_HTTP[s1]} udp=${SINK_UDP[s1]}, s2 http=${SINK_HTTP[s2]} udp=${SINK_UDP[s2]}"
+
+# --- the relay under test -------------------------------------------------------------
+RELAY_PID=""
+relay_config() { # file outputs buffer_mb
+    local outs="" n
+    for n in $(seq "$2"); do
+        outs+="  { name = \"s$n\", location = \"http://${SINK_HTTP[s$n]}/write\", timeout = \"10s\", concurrency = $CONCURRENCY, buffer-size-mb = $3 },"$'\n'
+    done
+    cat >"$1" <<CONF
+threads = $CORES
+log-level = "info"
+spool-dir = "$WORK/spool"
+
+[[http]]
+name = "bench"
+bind-addr = "$HTTP_ADDR"
+ack = "any"
+max-connections = 20000
+output = [
+$outs]
+
+[[udp]]
+name = "bench-udp"
+bind-addr = "$UDP_ADDR"
+read-buffer = 4194304
+output = [
+  { name = "s1", location = "${SINK_UDP[s1]}", mtu = 1400 },
+  { name = "s2", location = "${SINK_UDP[s2]}", mtu = 1400 },
+]
+CONF
+}
+
+start_relay() { # workload outputs buffer_mb
+    HTTP_ADDR=127.0.0.1:$(free_port)
+    UDP_ADDR=127.0.0.1:$(free_udp_port)
+    local config="$WORK/$1.toml" cmd
+    relay_config "$config" "$2" "$3"
+    export BENCH_CONFIG=$config BENCH_HTTP_ADDR=$HTTP_ADDR BENCH_UDP_ADDR=$UDP_ADDR \
+        BENCH_SINK1_URL="http://${SINK_HTTP[s1]}/write" BENCH_SINK2_URL="http://${SINK_HTTP[s2]}/write" \
+        BENCH_SINK1_UDP=${SINK_UDP[s1]} BENCH_SINK2_UDP=${SINK_UDP[s2]} BENCH_BUFFER_MB=$3 BENCH_OUTPUTS=$2
+    cmd=$RELAY_CMD
+    cmd=${cmd//\{config\}/$config}
+    cmd=${cmd//\{http_addr\}/$HTTP_ADDR}
+    cmd=${cmd//\{udp_addr\}/$UDP_ADDR}
+    cmd=${cmd//\{sink1_url\}/$BENCH_SINK1_URL}
+    cmd=${cmd//\{sink2_url\}/$BENCH_SINK2_URL}
+    cmd=${cmd//\{sink1_udp\}/$BENCH_SINK1_UDP}
+    cmd=${cmd//\{sink2_udp\}/$BENCH_SINK2_UDP}
+    cmd=${cmd//\{buffer_mb\}/$3}
+    cmd=${cmd//\{outputs\}/$2}
+    # exec: the PID we measure is the relay's, not a shell's. The stats interval makes
+    # influx-relay log its UDP counters (where drops happened) every half second.
+    INFLUX_RELAY_STATS_INTERVAL_MS=500 bash -c "exec $cmd" 2>"$WORK/$1.relay.log" &
+    RELAY_PID=$!
+    PIDS+=("$RELAY_PID")
+    for _ in $(seq 100); do
+        kill -0 "$RELAY_PID" 2>/dev/null || break
+        if curl -sf -o /dev/null "http://$HTTP_ADDR/ping"; then return; fi
+        sleep 0.1
+    done
+    echo "error: the relay did not answer /ping on $HTTP_ADDR; its log:" >&2
+    tail -20 "$WORK/$1.relay.log" >&2
+    exit 1
+}
+
+# --- HAProxy: a pure one-backend HTTP proxy in front of sink s1 -------------------------
+HAPROXY_PID=""
+start_haproxy() { # workload
+    HTTP_ADDR=127.0.0.1:$(free_port)
+    cat >"$WORK/haproxy.cfg" <<CONF
+global
+    nbthread 2
+    maxconn $HAPROXY_MAXCONN
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend bench
+    bind $HTTP_ADDR
+    default_backend sink
+backend sink
+    server s1 ${SINK_HTTP[s1]}
+CONF
+    haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/$1.haproxy.log" 2>&1 &
+    HAPROXY_PID=$!
+    PIDS+=("$HAPROXY_PID")
+    for _ in $(seq 100); do
+        kill -0 "$HAPROXY_PID" 2>/dev/null || break
+        if curl -sf -o /dev/null "http://$HTTP_ADDR/ping"; then return; fi
+        sleep 0.1
+    done
+    echo "error: haproxy did not start; its log:" >&2
+    tail -20 "$WORK/$1.haproxy.log" >&2
+    exit 1
+}
+
+# --- the table ------------------------------------------------------------------------
+FAILED=0
+TABLE="$WORK/table.md"
+declare -A HA_LPS HA_P99 HA_CPU HA_RSS RELAY_LPS
+row() { printf '%s\n' "$1" | tee -a "$TABLE"; }
+row "| workload | server | lines/s | MB/s | p50 ms | p99 ms | p99.9 ms | CPU s/M lines | peak RSS MiB | lines: acked / sink s1 / sink s2 | result | lines/s ×HAProxy | p99 ×HAProxy | CPU ×HAProxy |"
+row "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"
+
+ms() { calc '%.2f' "$1/1000"; }
+
+# Drive `pid` (relay or haproxy) with one HTTP load; fills the globals below.
+measure_http() { # name pid target loadtest-args...
+    local name=$1 pid=$2 target=$3
+    shift 3
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
+    "$LOADTEST" run --target "http://$target" --duration "$DURATION" --run-id "$name" --json "$@" \
+        >"$WORK/$name.json" 2>"$WORK/$name.err"
+    t1=$(cpu_ticks "$pid")
+    J="$WORK/$name.json"
+    ACKED=$(jq .lines_acked "$J")
+    SENT=$(jq .lines_sent "$J")
+    REQS=$(jq .requests "$J")
+    PER=$(jq .lines_per_request "$J")
+    ERRS=$(jq -c .errors "$J")
+    LPS=$(jq .lines_per_sec "$J")
+    CPU_PER_M=$(calc '%.2f' "($t1 - $t0) / $TICKS / (($ACKED + 1) / 1e6)")
+    HWM_KB=$(status_kb "$pid" VmHWM)
+}
+
+# Formats the measured globals as a table row's first columns.
+http_cells() { # label server
+    printf '| %s | %s | %s M | %s | %s | %s | %s | %s | %s' "$1" "$2" \
+        "$(calc '%.3f' "$LPS/1e6")" "$(jq .mb_per_sec "$J")" \
+        "$(ms "$(jq .p50_us "$J")")" "$(ms "$(jq .p99_us "$J")")" "$(ms "$(jq .p999_us "$J")")" \
+        "$CPU_PER_M" "$(calc '%.1f' "$HWM_KB/1024")"
+}
+
+# The counts a correct HTTP run must show: every request carried `lines` lines, nothing
+# errored, and each listed sink holds exactly the acknowledged lines, once each.
+check_http() { # name lines sinks...
+    local name=$1 lines=$2 s u d why=""
+    shift 2
+    [ "$ACKED" -gt 0 ] || why+="nothing acknowledged; "
+    [ "$PER" = "$lines" ] || why+="lines per request $PER, not $lines; "
+    [ "$ACKED" -eq $((REQS * lines)) ] || why+="acked $ACKED ≠ $REQS requests × $lines; "
+    [ "$SENT" -eq "$ACKED" ] || why+="errors $ERRS; "
+    COUNTS="$ACKED"
+    for s in s1 s2; do
+        if [[ " $* " == *" $s "* ]]; then
+            settle "$s" "$name" "$ACKED"
+            u=$(run_field "$s" "$name" unique)
+            d=$(run_field "$s" "$name" duplicates)
+            COUNTS+=" / $u"
+            [ "$u" -eq "$ACKED" ] || why+="$s has $u unique (lost $((ACKED - u))); "
+            [ "$d" -eq 0 ] || why+="$s has $d duplicates; "
+        else
+            COUNTS+=" / –"
+        fi
+    done
+    if [ -z "$why" ]; then
+        RESULT=PASS
+    else
+        RESULT="FAIL: ${why%; }"
+        FAILED=1
+    fi
+}
+
+reset_sinks() { sink_post s1 reset; sink_post s2 reset; }
+
+haproxy_http() { # name lines conns args...
+    local name=$1 lines=$2 conns=$3
+    shift 3
+    [ "$HAPROXY" = 1 ] || return 0
+    reset_sinks
+    start_haproxy "$name"
+    measure_http "$name-haproxy" "$HAPROXY_PID" "$HTTP_ADDR" --lines "$lines" --connections "$conns" "$@"
+    stop "$HAPROXY_PID"
+    check_http "$name-haproxy" "$lines" s1
+    HA_LPS[$name]=$LPS
+    HA_P99[$name]=$(jq .p99_us "$J")
+    HA_CPU[$name]=$CPU_PER_M
+    HA_RSS[$name]=$HWM_KB
+    row "$(http_cells "$name" haproxy) | $COUNTS | $RESULT | | | |"
+}
+
+ratio() { # ours theirs
+    if [ -n "$2" ] && awk "BEGIN{exit !($2 > 0)}"; then calc '%.2f×' "$1/$2"; else echo "–"; fi
+}
+
+relay_http() { # name lines conns outputs compare-to args...
+    local name=$1 lines=$2 conns=$3 outputs=$4 base=$5 sinks="s1 s2"
+    shift 5
+    [ "$outputs" = 1 ] && sinks=s1
+    reset_sinks
+    start_relay "$name" "$outputs" 0
+    measure_http "$name" "$RELAY_PID" "$HTTP_ADDR" --lines "$lines" --connections "$conns" "$@"
+    check_http "$name" "$lines" $sinks
+    stop "$RELAY_PID"
+    RELAY_LPS[$name]=$LPS
+    row "$(http_cells "$name" relay) | $COUNTS | $RESULT | $(ratio "$LPS" "${HA_LPS[$base]:-}") | $(ratio "$(jq .p99_us "$J")" "${HA_P99[$base]:-}") | $(ratio "$CPU_PER_M" "${HA_CPU[$base]:-}") |"
+}
+
+# --- workloads ------------------------------------------------------------------------
+for spec in "http-100x32 100 32" "http-1000x32 1000 32" "http-100x128 100 128" \
+    "http-1000x128 1000 128" "http-10x2000 10 2000" "gzip-1000x32 1000 32 --gzip"; do
+    read -r name lines conns extra <<<"$spec"
+    wanted "$name" || continue
+    say "$name: HAProxy, then the relay ($DURATION each)"
+    # shellcheck disable=SC2086 # extra is a flag list
+    haproxy_http "$name" "$lines" "$conns" $extra
+    # shellcheck disable=SC2086
+    relay_http "$name" "$lines" "$conns" 2 "$name" $extra
+done
+
+# Same topology as HAProxy (one backend): separates the cost of fan-out from the rest.
+if wanted one-output-100x32; then
+    say "one-output-100x32: the relay with only sink s1"
+    relay_http one-output-100x32 100 32 1 http-100x32
+fi
+
+# UDP: datagrams of whole lines (~8 of them in 1400 bytes) to the relay, fanned out to
+# both sinks' UDP ports. Unpaced finds the ceiling; paced at 100 000/s is the target.
+udp_workload() { # name rate|-
+    local name=$1 rate=$2 t0 t1 sent dgrams secs cells s u ticks drops
+    wanted "$name" || return 0
+    say "$name: UDP to the relay, fanned out to both sinks ($DURATION)"
+    reset_sinks
+    start_relay "$name" 2 0
+    local pace=()
+    [ "$rate" = - ] || pace=(--rate "$rate")
+    t0=$(cpu_ticks "$RELAY_PID")
+    "$LOADTEST" run --udp-only --udp "$UDP_ADDR" --duration "$DURATION" --run-id "$name" --json "${pace[@]}" \
+        >"$WORK/$name.json" 2>"$WORK/$name.err"
+    t1=$(cpu_ticks "$RELAY_PID")
+    J="$WORK/$name.json"
+    sent=$(jq .udp_lines_sent "$J")
+    dgrams=$(jq .udp_datagrams "$J")
+    secs=$(jq .duration_secs "$J")
+    local lost="" delivered="" outd="" worst=$sent
+    for s in s1 s2; do
+        settle "$s" "$name" "$sent"
+        u=$(run_field "$s" "$name" unique)
+        [ "$u" -lt "$worst" ] && worst=$u
+        delivered+=" / $u"
+        lost+="$s $((sent - u)) ($(calc '%.2f' "100 * ($sent - $u) / ($sent + 1)")%), "
+        outd+="$s $(calc '%.0f' "$(sink_stats "$s" | jq .udp_datagrams) / $secs")/s, "
+    done
+    HWM_KB=$(status_kb "$RELAY_PID" VmHWM)
+    # Where the loss happened, when the relay says (influx-relay's periodic summary).
+    sleep 0.6
+    drops=$(grep 'msg="udp stats"' "$WORK/$name.relay.log" | tail -1 | sed -n 's/.*kernel_drops=\([0-9]*\).*/\1/p')
+    stop "$RELAY_PID"
+    ticks=$((t1 - t0))
+    cells=$(printf '| %s | relay | %s M | – | – | – | – | %s | %s' "$name" \
+        "$(calc '%.3f' "$worst/$secs/1e6")" \
+        "$(calc '%.2f' "$ticks / $TICKS / (($sent + 1) / 1e6)")" \
+        "$(calc '%.1f' "$HWM_KB/1024")")
+    row "$cells | $sent sent$delivered | sent $(calc '%.0f' "$dgrams/$secs") datagrams/s ($(calc '%.1f' "$sent/($dgrams+1)") lines each); delivered ${outd%, }; lost ${lost%, }${drops:+; relay socket overflowed by $drops datagrams}; relay CPU $(calc '%.1f' "$ticks / $TICKS * 1e6 / ($dgrams + 1)") µs per datagram in | | | |"
+}
+udp_workload udp-max -
+udp_workload udp-100k 100000
+
+# One sink answers after 50 ms, the other at full speed: ack = any lets clients go at
+# the fast sink's pace; the slow sink's queue fills and its excess is dropped (counted).
+if wanted slow-sink-100x32; then
+    say "slow-sink-100x32: sink s2 delays every write by 50 ms ($DURATION)"
+    reset_sinks
+    sink_post s2 'control?mode=delay&ms=50'
+    start_relay slow-sink-100x32 2 0
+    measure_http slow-sink-100x32 "$RELAY_PID" "$HTTP_ADDR" --lines 100 --connections 32
+    check_http slow-sink-100x32 100 s1
+    slow=$(run_field s2 slow-sink-100x32 unique)
+    stop "$RELAY_PID"
+    sink_post s2 'control?mode=ok'
+    fast=$(calc '%.3f' "$(run_field s1 slow-sink-100x32 unique) / $(jq .duration_secs "$J") / 1e6")
+    row "$(http_cells slow-sink-100x32 relay) | ${COUNTS% / *} / $slow (slow) | $RESULT; fast sink $fast M lines/s = $(ratio "$fast*1e6" "${RELAY_LPS[http-100x32]:-}") of http-100x32 | $(ratio "$LPS" "${HA_LPS[http-100x32]:-}") | | |"
+fi
+
+# RAM retry buffer of 64 MiB per output with sink s2 down for the whole run: its
+# writes pile up in the buffer, which must cap the relay's memory.
+if wanted ram-buffer-64m; then
+    say "ram-buffer-64m: buffer-size-mb = 64, sink s2 down ($DURATION)"
+    reset_sinks
+    start_relay ram-buffer-64m 2 64
+    sink_post s2 "control?mode=down&secs=$((${DUR_SECS%.*} + 2))"
+    measure_http ram-buffer-64m "$RELAY_PID" "$HTTP_ADDR" --lines 100 --connections 32
+    check_http ram-buffer-64m 100 s1
+    stop "$RELAY_PID"
+    row "$(http_cells ram-buffer-64m relay) | ${COUNTS% / *} / down | $RESULT; peak RSS = $(calc '%.2f' "$HWM_KB/1024/64")× buffer-size-mb | | | |"
+    for _ in $(seq 100); do sink_up s2 && break; sleep 0.1; done
+fi
+
+# N idle keep-alive connections: RSS growth per connection, after connecting and after
+# one /ping each (a connection that has served a request).
+idle_probe() { # pid addr label connections
+    python3 - "$1" "${2#*:}" "$4" >"$WORK/idle-$3.json" <<'PY'
+import json, socket, sys, time
+pid, port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def kb(key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+rss0 = kb("VmRSS")
+socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+time.sleep(1.0)
+rss1 = kb("VmRSS")
+ok = 0
+# One at a time, so a proxy in front of the sink can reuse one server connection.
+for s in socks:
+    s.sendall(b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n")
+    try:
+        if s.recv(4096).startswith(b"HTTP/1.1 204"):
+            ok += 1
+    except OSError:
+        pass
+time.sleep(1.0)
+rss2 = kb("VmRSS")
+# Still open: a closed connection would read as EOF rather than block.
+open_ = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        open_ += s.recv(1) != b""
+    except BlockingIOError:
+        open_ += 1
+print(json.dumps({"n": n, "rss0_kb": rss0, "rss_connected_kb": rss1, "rss_served_kb": rss2,
+                  "hwm_kb": kb("VmHWM"), "pinged": ok, "open": open_}))
+PY
+}
+idle_row() { # label server pid
+    local f="$WORK/idle-$1.json" n per1 per2 why=""
+    n=$(jq .n "$f")
+    per1=$(jq '(.rss_connected_kb - .rss0_kb) / .n' "$f")
+    per2=$(jq '(.rss_served_kb - .rss0_kb) / .n' "$f")
+    [ "$(jq .pinged "$f")" -eq "$n" ] || why+="only $(jq .pinged "$f") of $n answered /ping; "
+    [ "$(jq .open "$f")" -eq "$n" ] || why+="only $(jq .open "$f") of $n still open; "
+    if [ -z "$why" ]; then RESULT=PASS; else RESULT="FAIL: ${why%; }"; FAILED=1; fi
+    IDLE_PER[$2]=$per2
+    row "| idle-10k | $2 | – | – | – | – | – | – | $(calc '%.1f' "$(jq .hwm_kb "$f")/1024") | $n connections: $(calc '%.2f' "$per1") KiB each connected, $(calc '%.2f' "$per2") KiB each after one /ping | $RESULT | | | $(if [ "$2" = relay ]; then echo "RSS/conn $(ratio "$per2" "${IDLE_PER[haproxy]:-}")"; fi) |"
+}
+declare -A IDLE_PER
+if wanted idle-10k; then
+    if [ "$HAPROXY" = 1 ]; then
+        n=$((IDLE_CONNECTIONS < HAPROXY_MAXCONN - 50 ? IDLE_CONNECTIONS : HAPROXY_MAXCONN - 50))
+        say "idle-10k: $n idle keep-alive connections to HAProxy (its maxconn is $HAPROXY_MAXCONN)"
+        start_haproxy idle-10k
+        idle_probe "$HAPROXY_PID" "$HTTP_ADDR" haproxy "$n"
+        idle_row haproxy haproxy
+        stop "$HAPROXY_PID"
+    fi
+    say "idle-10k: $IDLE_CONNECTIONS idle keep-alive connections to the relay"
+    start_relay idle-10k 2 0
+    idle_probe "$RELAY_PID" "$HTTP_ADDR" relay "$IDLE_CONNECTIONS"
+    idle_row relay relay
+    stop "$RELAY_PID"
+fi
+
+{
+    echo
+    echo "threads = $CORES, concurrency = $CONCURRENCY per output, ack = any, $DURATION per workload;"
+    echo "relay command: $RELAY_CMD; raw results in $WORK"
+} | tee -a "$TABLE"
+[ -z "$OUT" ] || cp "$TABLE" "$OUT"
+exit $FAILED
