@@ -67,14 +67,14 @@ impl HeadScanner {
     pub fn find_end(&mut self, buf: &[u8]) -> Result<Option<usize>, Reject> {
         let from = self.scanned.saturating_sub(3);
         let window = &buf[from..buf.len().min(MAX_HEAD)];
-        // Bare-LF line endings are tolerated by httparse, so end-of-head may be `\n\n`.
-        let end = match (
-            memmem::find(window, b"\r\n\r\n"),
-            memmem::find(window, b"\n\n"),
-        ) {
-            (Some(a), Some(b)) if b + 2 < a + 4 => Some(from + b + 2),
-            (Some(a), _) => Some(from + a + 4),
-            (None, Some(b)) => Some(from + b + 2),
+        // Bare-LF line endings are tolerated by httparse, so end-of-head may be `\n\n`;
+        // it only counts if it comes before the first `\r\n\r\n`, so look for it only
+        // there rather than through a body that may follow in the same buffer.
+        let crlf = memmem::find(window, b"\r\n\r\n");
+        let bare_window = &window[..crlf.map_or(window.len(), |a| a + 3)];
+        let end = match (crlf, memmem::find(bare_window, b"\n\n")) {
+            (_, Some(b)) => Some(from + b + 2),
+            (Some(a), None) => Some(from + a + 4),
             (None, None) => None,
         };
         match end {
