@@ -1545,7 +1545,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Standard base64 with padding, for one `Authorization` header per output at start-up.
-fn base64_encode(input: &[u8], out: &mut String) {
+pub(crate) fn base64_encode(input: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {
         let b = [

@@ -348,23 +348,8 @@ mod tests {
         }
     }
 
-    /// A plain encoder to produce test input (the relay itself only decodes).
+    /// Test input: the relay itself only decodes.
     fn encode(input: &[u8], out: &mut String) {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for chunk in input.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                out.push(if i <= chunk.len() {
-                    char::from(A[(n >> (18 - 6 * i)) as usize & 63])
-                } else {
-                    '='
-                });
-            }
-        }
+        crate::config::base64_encode(input, out);
     }
 }
