@@ -43,9 +43,6 @@ const IDLE_BUFFER_KEEP: usize = 4 * 1024;
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 /// How often deadlines are checked; timeouts are accurate to this.
 const TICK: Duration = Duration::from_millis(50);
-/// Extra time a client request gets beyond the largest backend timeout, so a
-/// worker's own timeout (and its precise answer) normally arrives first.
-const ANSWER_GRACE: Duration = Duration::from_millis(250);
 /// Average rate, in bytes per second, below which a body that is still arriving is
 /// answered 408, on top of the `read-timeout` allowance: without it a client sending a
 /// few bytes per second keeps resetting the stall timer and holds its connection for
@@ -808,7 +805,9 @@ impl EventLoop {
         InFlight {
             request,
             tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
-            deadline: self.now + shared.answer_timeout + ANSWER_GRACE,
+            // SPEC §4.4: a client waits at most the largest output timeout (checked
+            // every TICK); backends still busy then finish in the background.
+            deadline: self.now + shared.answer_timeout,
             keep_alive: true,
             statements,
         }

@@ -325,7 +325,7 @@ const GROUP_COMMIT: usize = 256;
 fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
     let mut client = Client::new(
         shared.output.location.clone(),
-        shared.output.timeout,
+        direct_timeout(shared.output.timeout),
         shared.tls.clone(),
     );
     let mut gz = Vec::new();
@@ -400,6 +400,13 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             }
         }
     }
+}
+
+/// How long a direct attempt may take: a little less than `timeout`, so that a write
+/// that times out can still be spooled (and answered as such) before its client's
+/// own deadline, which is `timeout` (SPEC §4.4).
+fn direct_timeout(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(250)))
 }
 
 /// Take the jobs already waiting behind `first` that can share one request with it

@@ -371,3 +371,26 @@ fn sigterm_hands_waiting_writes_to_the_spool() {
     let _relay = Relay::start_in(relay.into_dir(), &toml);
     assert_eq!(wait_count(&backends[1], &db, "st", 100), 100);
 }
+
+/// A hung backend (SIGSTOP: it accepts and never answers) with a spool: the write
+/// times out at the backend, is spooled, and is answered 204 within the client's
+/// time (the output's timeout).
+#[test]
+fn a_hung_backend_with_a_spool_still_gets_204_within_the_timeout() {
+    let db = unique_db("dur_hung");
+    let mut backends = own_backends(1, &db);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(backends.iter(), "1s")
+        .output_opt("spool-size-mb", 16)
+        .output_opt("max-delay-interval", "500ms");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[0].pause();
+    let started = std::time::Instant::now();
+    let resp = relay.write(&db, &seq_body("hung", 0, 10));
+    let took = started.elapsed();
+    assert_eq!(resp.status, 204, "{}", resp.body_str());
+    assert!(took < Duration::from_millis(1100), "answered after {took:?}");
+    backends[0].resume();
+    assert_eq!(wait_count(&backends[0], &db, "hung", 10), 10);
+}
