@@ -120,6 +120,18 @@ impl Relay {
                 outputs = l.backends.len(),
                 threads = threads,
             );
+            for o in &l.config.outputs {
+                crate::info!(
+                    "output",
+                    listener = l.config.name,
+                    backend = o.name,
+                    location = o.location.url,
+                    timeout = format!("{:?}", o.timeout),
+                    concurrency = o.concurrency,
+                    buffer_mb = o.buffer_size >> 20,
+                    spool_mb = o.spool_size >> 20,
+                );
+            }
         }
         for l in &shared.udp {
             crate::info!(
@@ -129,6 +141,15 @@ impl Relay {
                 outputs = l.outputs.len(),
                 threads = threads,
             );
+            for o in &l.outputs {
+                crate::info!(
+                    "output",
+                    listener = l.config.name,
+                    backend = o.config.name,
+                    location = format!("udp://{}", o.config.location),
+                    mtu = o.config.mtu,
+                );
+            }
         }
         Ok(Relay {
             shared,
