@@ -3,8 +3,14 @@
 //! The relay never re-serialises a point: it finds where each line ends, checks that the
 //! line has the structure InfluxDB 1.x will accept, and forwards the bytes unchanged
 //! apart from dropping a trailing `\r` and appending the receive time to lines that have
-//! no timestamp. Nothing is allocated per line; the common case (a line without a `"`)
-//! is found with one `memchr2` pass and checked with one forward pass.
+//! no timestamp.
+//!
+//! Nothing is allocated per line. [`check_body`] classifies the body once, 64 bytes at a
+//! time with SIMD, into bitmaps of separators and of non-digits; the grammar then jumps
+//! from separator to separator with `tzcnt` and checks most numbers from their bits
+//! alone. It takes a line to end at the next `\n` unless a string value turns out to run
+//! over it, and counts lines only to report an error. [`split_lines`] finds lines with
+//! `memchr2`, walking the field grammar only for a line that holds a `"`.
 //!
 //! Lines end at `\n` except inside a double-quoted string *field value*: quotes in the
 //! measurement, tag keys, tag values and field keys are ordinary characters. A `#` as
@@ -233,12 +239,18 @@ fn quoted_line_end(rest: &[u8]) -> (usize, usize) {
         }
     }
     i = skip_blanks(rest, i + 1);
+    if i >= n {
+        return (n, 0);
+    }
 
     // Fields: a backslash escapes the next byte unless that byte is the line's end.
+    let mut scan = Scan::new(rest, 1);
+    scan.line = rest;
+    let mut cur = scan.cursor(i);
     let mut newlines = 0;
     let mut in_key = true;
     loop {
-        i = find::<FieldKeyStop>(rest, i);
+        i = scan.stop_from(&mut cur, i);
         let Some(&b) = rest.get(i) else {
             return (n, newlines);
         };
@@ -284,6 +296,13 @@ fn string_end(buf: &[u8], mut i: usize) -> Option<usize> {
 /// Check every line of `body`; all-or-nothing. Errors carry the physical line number on
 /// which the offending line starts.
 pub fn check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
+    // One scan for the whole body: its bytes are classified once, window by window.
+    check_lines(Scan::new(body, WINDOW_WORDS))
+}
+
+/// `check_body` through a given scan (tests turn its plain-field loop off).
+fn check_lines(mut scan: Scan<'_>) -> Result<BodyInfo, ParseError> {
+    let body = scan.body;
     let mut info = BodyInfo::default();
     let mut pos = 0;
     while pos < body.len() {
@@ -291,10 +310,10 @@ pub fn check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
         // one, and then the string looks unterminated.
         let nl = memchr(b'\n', &body[pos..]).map_or(body.len(), |o| pos + o);
         let mut end = nl;
-        let (mut result, mut cr) = check_span(body, pos, end);
+        let (mut result, mut cr) = scan.check_span(pos, end);
         if result == Err(reason::UNTERMINATED_STRING) && nl < body.len() {
             end = pos + quoted_line_end(&body[pos..]).0;
-            (result, cr) = check_span(body, pos, end);
+            (result, cr) = scan.check_span(pos, end);
         }
         match result {
             Ok(LineKind::Point { has_timestamp }) => {
@@ -312,17 +331,6 @@ pub fn check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
         pos = end + 1;
     }
     Ok(info)
-}
-
-/// Check `body[start..end]` as a line, a trailing `\r` dropped; also says whether there
-/// was one.
-fn check_span(body: &[u8], start: usize, end: usize) -> (Result<LineKind, &'static str>, bool) {
-    let text_end = if end > start && body[end - 1] == b'\r' {
-        end - 1
-    } else {
-        end
-    };
-    (check_at(&body[..text_end], start), text_end != end)
 }
 
 /// Append the forwardable form of a checked `body` to `out`: blank and comment lines
@@ -386,175 +394,779 @@ fn ends_with_timestamp(text: &[u8]) -> bool {
 
 /// Check one line (without its `\n` and trailing `\r`; see [`Line::text`]).
 pub fn check_line(line: &[u8]) -> Result<LineKind, &'static str> {
-    check_at(line, 0)
+    let mut scan = Scan::new(line, WINDOW_WORDS);
+    scan.line = line;
+    scan.check(0)
 }
 
-/// Check the line `buf[start..]`. The bytes before `start` are never parsed; they only let
-/// a 16-byte load near the end of the line reach back instead of going byte by byte.
-fn check_at(buf: &[u8], start: usize) -> Result<LineKind, &'static str> {
-    let first = skip_blanks(buf, start);
-    match buf.get(first) {
-        None => return Ok(LineKind::Blank),
-        Some(b'#') => return Ok(LineKind::Comment),
-        Some(_) => {}
-    }
-    let key = scan_key(buf, first)?;
-    let has_timestamp = scan_fields(buf, key.end + 1)?;
-    // InfluxDB's line splitter starts pairing quotes at the first unescaped space; when
-    // that is the separator (no space before it), it pairs them exactly as parsed here.
-    let early_space = key.escaped_space || buf[start..first].contains(&b' ');
-    if early_space && memchr(b'"', &buf[start..]).is_some() {
-        check_backend_quoting(&buf[start..])?;
-    }
-    Ok(LineKind::Point { has_timestamp })
+/// How many 64-byte words one classification pass covers at most: 1 KiB, in 256 bytes
+/// of stack.
+const WINDOW_WORDS: usize = 16;
+
+/// A buffer's bytes as bitmaps, one bit per byte, built a window at a time with SIMD
+/// compares, and the grammar that walks them. Finding the next separator is then a mask
+/// and a `tzcnt`, and most numbers are checked from their non-digit bits alone.
+struct Scan<'a> {
+    /// The whole buffer; lines are checked in order, each classified once.
+    body: &'a [u8],
+    /// The line being checked, `body[..limit]`: the grammar reads no further, and treats
+    /// reaching `line.len()` as the end of the line.
+    line: &'a [u8],
+    /// The window `body[base..end]` that the bitmaps describe (bit `k % 64` of word
+    /// `k / 64` is byte `base + k`; bits past `end` are clear).
+    base: usize,
+    end: usize,
+    /// How many words a window has: a whole body is worth classifying a kilobyte
+    /// ahead, a lone line found by `split_lines` is not.
+    window_words: usize,
+    /// Take runs of plain fields in a tight loop (off only to test the general one).
+    plain_fields: bool,
+    /// The window's bitmaps, a word per 64 bytes.
+    bits: [simd::Bits; WINDOW_WORDS],
 }
 
-/// A set of bytes the scanner looks for.
-trait ByteClass {
-    fn contains(b: u8) -> bool;
-    /// Bit `k` set when `chunk[k]` is in the set.
-    fn mask16(chunk: &[u8; 16]) -> u32;
+/// Where the grammar is in the bitmaps: one word of each, small enough to stay in
+/// registers while a function walks the line.
+#[derive(Clone, Copy)]
+struct Cursor {
+    /// Position of bit 0 of both words.
+    at: usize,
+    /// Stops from the cursor's position on; earlier ones may be cleared, so a cursor
+    /// only moves forwards (a function that goes back takes a new one).
+    stops: u64,
+    /// Non-digits, whole.
+    non_digits: u64,
 }
 
-/// Ends a run in the measurement or a tag (a newline is never valid there).
-struct KeyStop;
-/// Ends a run in a field key.
-struct FieldKeyStop;
-struct NonDigit;
-
-impl ByteClass for KeyStop {
-    #[inline(always)]
-    fn contains(b: u8) -> bool {
-        matches!(b, b',' | b' ' | b'=' | b'\n')
-    }
-    #[inline(always)]
-    fn mask16(chunk: &[u8; 16]) -> u32 {
-        simd::any_of(chunk, [b',', b' ', b'=', b'\n'])
-    }
-}
-
-impl ByteClass for FieldKeyStop {
-    #[inline(always)]
-    fn contains(b: u8) -> bool {
-        matches!(b, b'\\' | b',' | b' ' | b'=' | b'\n')
-    }
-    #[inline(always)]
-    fn mask16(chunk: &[u8; 16]) -> u32 {
-        simd::any_of(chunk, [b'\\', b',', b' ', b'=', b'\n'])
-    }
-}
-
-impl ByteClass for NonDigit {
-    #[inline(always)]
-    fn contains(b: u8) -> bool {
-        !b.is_ascii_digit()
-    }
-    #[inline(always)]
-    fn mask16(chunk: &[u8; 16]) -> u32 {
-        simd::non_digits(chunk)
-    }
-}
-
-/// 16-byte classification with SSE2, which every x86_64 CPU has.
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
-    };
-
-    #[inline(always)]
-    pub fn any_of<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
-        // SAFETY: SSE2 is part of the x86_64 baseline.
-        unsafe { any_of_sse2(chunk, bytes) }
-    }
-
-    #[inline(always)]
-    pub fn non_digits(chunk: &[u8; 16]) -> u32 {
-        // SAFETY: SSE2 is part of the x86_64 baseline.
-        unsafe { non_digits_sse2(chunk) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn load(chunk: &[u8; 16]) -> __m128i {
-        // SAFETY: an unaligned load of exactly the 16 bytes `chunk` borrows.
-        unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn any_of_sse2<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
-        let v = load(chunk);
-        let mut hits = _mm_setzero_si128();
-        for b in bytes {
-            hits = _mm_or_si128(hits, _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)));
+impl<'a> Scan<'a> {
+    fn new(body: &'a [u8], window_words: usize) -> Scan<'a> {
+        Scan {
+            body,
+            line: &[],
+            base: 0,
+            end: 0,
+            window_words: window_words.clamp(1, WINDOW_WORDS),
+            plain_fields: true,
+            bits: [simd::Bits::default(); WINDOW_WORDS],
         }
-        _mm_movemask_epi8(hits) as u32
     }
 
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn non_digits_sse2(chunk: &[u8; 16]) -> u32 {
-        let v = load(chunk);
-        // Signed compares: bytes >= 0x80 are negative, so never digits.
-        let digits = _mm_and_si128(
-            _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
-            _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
-        );
-        !(_mm_movemask_epi8(digits) as u32) & 0xffff
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod simd {
-    #[inline(always)]
-    pub fn any_of<const N: usize>(chunk: &[u8; 16], bytes: [u8; N]) -> u32 {
-        mask(chunk, |b| bytes.contains(&b))
-    }
-
-    #[inline(always)]
-    pub fn non_digits(chunk: &[u8; 16]) -> u32 {
-        mask(chunk, |b| !b.is_ascii_digit())
-    }
-
-    #[inline(always)]
-    fn mask(chunk: &[u8; 16], hit: impl Fn(u8) -> bool) -> u32 {
-        chunk
-            .iter()
-            .enumerate()
-            .fold(0, |m, (k, &b)| m | (u32::from(hit(b)) << k))
-    }
-}
-
-/// Index of the first byte at or after `i` in class `C`; `line.len()` (or `i` if larger)
-/// when there is none.
-#[inline(always)]
-fn find<C: ByteClass>(line: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = line.get(i..).and_then(<[u8]>::first_chunk::<16>) {
-        let hits = C::mask16(chunk);
-        if hits != 0 {
-            return i + hits.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    if i >= line.len() {
-        return i;
-    }
-    // Under 16 bytes left: test the buffer's last 16 bytes, ignoring those before `i`.
-    if let Some(chunk) = line.last_chunk::<16>() {
-        let base = line.len() - 16;
-        let hits = C::mask16(chunk) >> (i - base);
-        return if hits != 0 {
-            i + hits.trailing_zeros() as usize
+    /// Check `body[start..end]` as a line, a trailing `\r` dropped; also says whether
+    /// there was one.
+    fn check_span(&mut self, start: usize, end: usize) -> (Result<LineKind, &'static str>, bool) {
+        let body = self.body;
+        let text_end = if end > start && body[end - 1] == b'\r' {
+            end - 1
         } else {
-            line.len()
+            end
         };
+        self.line = &body[..text_end];
+        (self.check(start), text_end != end)
     }
-    while i < line.len() && !C::contains(line[i]) {
-        i += 1;
+
+    /// Check the line `line[start..]`.
+    fn check(&mut self, start: usize) -> Result<LineKind, &'static str> {
+        let line = self.line;
+        let first = skip_blanks(line, start);
+        match line.get(first) {
+            None => return Ok(LineKind::Blank),
+            Some(b'#') => return Ok(LineKind::Comment),
+            Some(_) => {}
+        }
+        let key = self.key(first)?;
+        let has_timestamp = self.fields(key.cur, key.end + 1)?;
+        // InfluxDB's line splitter starts pairing quotes at the first unescaped space;
+        // when that is the separator (no space before it), it pairs them exactly as
+        // parsed here.
+        let early_space = key.escaped_space || line[start..first].contains(&b' ');
+        if early_space && memchr(b'"', &line[start..]).is_some() {
+            check_backend_quoting(&line[start..])?;
+        }
+        Ok(LineKind::Point { has_timestamp })
     }
-    i
+
+    /// Classify the window starting at `i` (< `body.len()`).
+    #[inline(never)]
+    fn load(&mut self, i: usize) {
+        self.base = i;
+        self.end = self.body.len().min(i + 64 * self.window_words);
+        let words = (self.end - i).div_ceil(64);
+        simd::classify(self.body, i, &mut self.bits[..words]);
+    }
+
+    /// A cursor on `i` (< `body.len()`).
+    #[inline]
+    fn cursor(&mut self, i: usize) -> Cursor {
+        if i < self.base || i >= self.end {
+            self.load(i);
+        }
+        let at = i - self.base;
+        let word = at / 64 % WINDOW_WORDS;
+        Cursor {
+            at: i - at % 64,
+            stops: self.bits[word].stops & u64::MAX << (at % 64),
+            non_digits: self.bits[word].non_digits,
+        }
+    }
+
+    /// The first stop at or after `i` (not before `cur`'s last answer), or
+    /// `line.len()`.
+    #[inline(always)]
+    fn stop_from(&mut self, cur: &mut Cursor, mut i: usize) -> usize {
+        let limit = self.line.len();
+        loop {
+            let off = i.wrapping_sub(cur.at);
+            if off < 64 {
+                let bits = cur.stops & u64::MAX << off;
+                if bits != 0 {
+                    cur.stops = bits;
+                    return limit.min(cur.at + bits.trailing_zeros() as usize);
+                }
+                i = cur.at + 64;
+            }
+            if i >= limit {
+                return limit;
+            }
+            *cur = self.cursor(i);
+        }
+    }
+
+    /// The stop after `cur`'s current one (the lowest it holds), or `line.len()`.
+    #[inline(always)]
+    fn stop_after(&mut self, cur: &mut Cursor) -> usize {
+        let rest = cur.stops & cur.stops.wrapping_sub(1);
+        if rest != 0 {
+            cur.stops = rest;
+            self.line.len().min(cur.at + rest.trailing_zeros() as usize)
+        } else {
+            let next = cur.at + 64;
+            self.stop_from(cur, next)
+        }
+    }
+
+    /// Non-digit bits of the token `start..end` (bit 0 is `start`), from `cur`'s word
+    /// when it holds all of it, else from the window; `None` for a token that is empty,
+    /// longer than 64 bytes or outside the window.
+    #[inline(always)]
+    fn non_digits_of(&self, cur: &Cursor, start: usize, end: usize) -> Option<u64> {
+        let off = start.wrapping_sub(cur.at);
+        let n = end - start;
+        if off < 64 && n > 0 && off + n <= 64 {
+            return Some(cur.non_digits >> off & u64::MAX >> (64 - n));
+        }
+        // About one token in four straddles two words.
+        if n == 0 || n > 64 || start < self.base || end > self.end {
+            return None;
+        }
+        let at = start - self.base;
+        let (word, shift) = (at / 64 % WINDOW_WORDS, at % 64);
+        let mut bits = self.bits[word].non_digits >> shift;
+        if shift > 0 && word + 1 < WINDOW_WORDS {
+            bits |= self.bits[word + 1].non_digits << (64 - shift);
+        }
+        Some(bits & u64::MAX >> (64 - n))
+    }
+
+    /// The first non-digit at or after `i`, or `line.len()`.
+    fn next_non_digit(&mut self, mut i: usize) -> usize {
+        let limit = self.line.len();
+        while i < limit {
+            if i < self.base || i >= self.end {
+                self.load(i);
+            }
+            let at = i - self.base;
+            let bits = self.bits[at / 64 % WINDOW_WORDS].non_digits >> (at % 64);
+            if bits != 0 {
+                return limit.min(i + bits.trailing_zeros() as usize);
+            }
+            i += 64 - at % 64;
+        }
+        limit
+    }
+
+    /// Measurement and tags, from the measurement's first byte (not blank, not `#`). As
+    /// in InfluxDB, a separator here is escaped when the byte before it is a backslash.
+    fn key(&mut self, start: usize) -> Result<KeyEnd, &'static str> {
+        let line = self.line;
+        match line.get(start) {
+            None | Some(b',') => return Err(reason::MISSING_MEASUREMENT),
+            Some(b'\n') => return Err(reason::NEWLINE),
+            Some(_) => {}
+        }
+        let mut cur = self.cursor(start);
+        let mut escaped_space = false;
+        let mut i = start + 1;
+        loop {
+            i = self.stop_from(&mut cur, i);
+            let Some(&b) = line.get(i) else {
+                return Err(reason::MISSING_FIELDS);
+            };
+            match b {
+                b'\n' => return Err(reason::NEWLINE),
+                _ if line[i - 1] == b'\\' => escaped_space |= b == b' ',
+                b' ' => {
+                    return Ok(KeyEnd {
+                        end: i,
+                        escaped_space,
+                        cur,
+                    })
+                }
+                b',' => return self.tags(cur, i + 1, escaped_space),
+                _ => {} // `=` is an ordinary byte in a measurement; `\` escapes the next
+            }
+            i += 1;
+        }
+    }
+
+    /// The tags, from the first byte of the first tag key.
+    fn tags(
+        &mut self,
+        mut cur: Cursor,
+        first: usize,
+        mut escaped_space: bool,
+    ) -> Result<KeyEnd, &'static str> {
+        let line = self.line;
+        let mut i = first;
+        // Clients usually sort their tags; while they are strictly increasing no key can
+        // repeat, and only an unsorted set needs the slower search.
+        let mut prev_key: &[u8] = &[];
+        let mut sorted = true;
+        loop {
+            match line.get(i) {
+                None | Some(b' ' | b',' | b'=') => return Err(reason::MISSING_TAG_KEY),
+                Some(b'\n') => return Err(reason::NEWLINE),
+                Some(_) => {}
+            }
+            let key_start = i;
+            i += 1;
+            loop {
+                i = self.stop_from(&mut cur, i);
+                match line.get(i) {
+                    None => return Err(reason::MISSING_TAG_VALUE),
+                    Some(b'\n') => return Err(reason::NEWLINE),
+                    Some(&b) if line[i - 1] == b'\\' => escaped_space |= b == b' ',
+                    Some(b'=') => break,
+                    Some(b'\\') => {}
+                    Some(_) => return Err(reason::MISSING_TAG_VALUE),
+                }
+                i += 1;
+            }
+            let key = &line[key_start..i];
+            if sorted {
+                match byte_order(key, prev_key) {
+                    std::cmp::Ordering::Greater => prev_key = key,
+                    std::cmp::Ordering::Equal => return Err(reason::DUPLICATE_TAG),
+                    std::cmp::Ordering::Less => sorted = false,
+                }
+            }
+            i += 1;
+            match line.get(i) {
+                None | Some(b' ' | b',') => return Err(reason::MISSING_TAG_VALUE),
+                Some(b'=') => return Err(reason::INVALID_TAG),
+                Some(b'\n') => return Err(reason::NEWLINE),
+                Some(_) => {}
+            }
+            i += 1;
+            loop {
+                i = self.stop_from(&mut cur, i);
+                match line.get(i) {
+                    None => return Err(reason::MISSING_FIELDS),
+                    Some(b'\n') => return Err(reason::NEWLINE),
+                    Some(&b) if line[i - 1] == b'\\' => escaped_space |= b == b' ',
+                    Some(b',') => break,
+                    Some(b' ') => {
+                        if !sorted && has_duplicate_tag(&line[first..i]) {
+                            return Err(reason::DUPLICATE_TAG);
+                        }
+                        return Ok(KeyEnd {
+                            end: i,
+                            escaped_space,
+                            cur,
+                        });
+                    }
+                    Some(b'\\') => {}
+                    Some(_) => return Err(reason::INVALID_TAG),
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+    }
+
+    /// Fields and the optional timestamp, from the byte after the space that ends the
+    /// key (`cur` on that space). Returns whether there is a timestamp.
+    fn fields(&mut self, mut cur: Cursor, from: usize) -> Result<bool, &'static str> {
+        let line = self.line;
+        let mut i = skip_blanks(line, from);
+        if i >= line.len() {
+            return Err(reason::MISSING_FIELDS);
+        }
+        let mut stop = self.stop_from(&mut cur, i);
+        loop {
+            if self.plain_fields {
+                (i, stop) = self.skip_plain_fields(&mut cur, i, stop);
+            }
+            let key_start = i;
+            i = stop;
+            loop {
+                match line.get(i) {
+                    Some(b'=') => break,
+                    Some(b'\\') => match line.get(i + 1) {
+                        None => return Err(reason::INVALID_FIELD),
+                        Some(b'\n') => return Err(reason::NEWLINE),
+                        Some(_) => i = self.stop_from(&mut cur, i + 2),
+                    },
+                    Some(b'\n') => return Err(reason::NEWLINE),
+                    _ => return Err(reason::INVALID_FIELD),
+                }
+            }
+            if i == key_start {
+                return Err(reason::MISSING_FIELD_KEY);
+            }
+            i += 1;
+            // An if-chain, most likely first: a jump table here mispredicts on every
+            // change of value type. Each branch also says what junk after the value is.
+            let Some(&b) = line.get(i) else {
+                return Err(reason::MISSING_FIELD_VALUE);
+            };
+            let junk;
+            (i, junk) = if b.is_ascii_digit() || b == b'-' || b == b'.' {
+                (self.number(&mut cur, i)?, reason::INVALID_NUMBER)
+            } else if b == b'"' {
+                let end = string_end(line, i + 1).ok_or(reason::UNTERMINATED_STRING)?;
+                // Stops inside the string are not separators: put the cursor after them.
+                self.stop_from(&mut cur, end);
+                (end, reason::INVALID_FIELD)
+            } else if matches!(b, b't' | b'f' | b'T' | b'F') {
+                (self.boolean(&mut cur, i)?, reason::INVALID_BOOLEAN)
+            } else if b == b',' || b == b' ' {
+                return Err(reason::MISSING_FIELD_VALUE);
+            } else if b == b'n' || b == b'N' {
+                // InfluxDB reads these as a number, hence its message for `NaN`.
+                return Err(reason::INVALID_NUMBER);
+            } else {
+                return Err(reason::INVALID_BOOLEAN);
+            };
+            match line.get(i) {
+                None => return Ok(false),
+                Some(b',') => {}
+                Some(b' ') => return self.timestamp(cur, i + 1),
+                Some(_) => return Err(junk),
+            }
+            // The cursor is on this `,`: the next stop is the next key's `=`.
+            stop = self.stop_after(&mut cur);
+            i += 1;
+        }
+    }
+
+    /// Take fields of the commonest shape (a key without escapes, `=`, a number that
+    /// starts with a digit and is decided by its bits, `,`) from the field starting at
+    /// `key`, whose first stop is `stop` and the cursor's current one. Returns the first
+    /// field not taken and its first stop, the cursor back on that stop: whatever is
+    /// unusual, wrong or last on the line is left to the general loop.
+    #[inline(always)]
+    fn skip_plain_fields(
+        &mut self,
+        cur: &mut Cursor,
+        mut key: usize,
+        mut stop: usize,
+    ) -> (usize, usize) {
+        let line = self.line;
+        loop {
+            let at_key = *cur;
+            if stop == key || line.get(stop) != Some(&b'=') {
+                return (key, stop);
+            }
+            let value = stop + 1;
+            let end = self.stop_after(cur);
+            let plain = self.non_digits_of(cur, value, end).is_some_and(|odd| {
+                if odd == 0 {
+                    return true;
+                }
+                let at = odd.trailing_zeros() as usize;
+                // One odd byte, after a leading digit: `.` anywhere, or a short `i` last.
+                odd & 1 == 0
+                    && odd & (odd - 1) == 0
+                    && match line.get(value + at) {
+                        Some(b'.') => true,
+                        Some(b'i') => at == end - value - 1 && at < I64_MAX.len(),
+                        _ => false,
+                    }
+            });
+            if !plain || line.get(end) != Some(&b',') {
+                *cur = at_key;
+                return (key, stop);
+            }
+            key = end + 1;
+            stop = self.stop_after(cur);
+        }
+    }
+
+    /// A number field value starting at `start`, which the cursor's current stop (its
+    /// `=`) precedes; returns the index after it. The shapes clients send most (`12`,
+    /// `1.5`, `.5`, `12i`) are decided from the token's non-digit bits (the caller
+    /// checks the byte after it); the rest, and every error, go through `any_number`.
+    #[inline(always)]
+    fn number(&mut self, cur: &mut Cursor, start: usize) -> Result<usize, &'static str> {
+        let end = self.stop_after(cur);
+        if let Some(odd) = self.non_digits_of(cur, start, end) {
+            if odd == 0 {
+                return Ok(end);
+            }
+            if odd & (odd - 1) == 0 {
+                let at = odd.trailing_zeros() as usize;
+                let n = end - start;
+                match self.line.get(start + at) {
+                    Some(b'.') if n > 1 => return Ok(end),
+                    // Fewer digits than the limit always fit.
+                    Some(b'i') if at == n - 1 && at > 0 && at < I64_MAX.len() => return Ok(end),
+                    _ => {}
+                }
+            }
+        }
+        self.any_number(start)
+    }
+
+    /// A float (`1`, `-1.5`, `.5`, `5.`, `1e10`, `1E+10`), an integer `123i` or an
+    /// unsigned `123u`, starting at `start`; returns the index of the byte after it.
+    #[inline(never)]
+    fn any_number(&mut self, start: usize) -> Result<usize, &'static str> {
+        let line = self.line;
+        let negative = line.get(start) == Some(&b'-');
+        let int_start = start + usize::from(negative);
+        let int_end = self.next_non_digit(int_start);
+        let mut i = int_end;
+        let mut mantissa_digits = int_end - int_start;
+        let fraction = line.get(i) == Some(&b'.');
+        if fraction {
+            let frac_start = i + 1;
+            i = self.next_non_digit(frac_start);
+            mantissa_digits += i - frac_start;
+        }
+        if mantissa_digits == 0 {
+            return Err(reason::INVALID_NUMBER);
+        }
+        let digits = &line[int_start..int_end];
+        match line.get(i) {
+            None | Some(b',' | b' ') => {
+                // Only a float with hundreds of integer digits can overflow without an
+                // exponent.
+                if digits.len() > 300 {
+                    check_float_range(&line[start..i])?;
+                }
+                Ok(i)
+            }
+            Some(b'i') if !fraction => {
+                let max = if negative { I64_MIN_ABS } else { I64_MAX };
+                check_integer_range(digits, max)?;
+                value_end(line, i + 1)
+            }
+            Some(b'u') if !fraction && !negative => {
+                check_integer_range(digits, U64_MAX)?;
+                value_end(line, i + 1)
+            }
+            Some(b'e' | b'E') => {
+                i += 1;
+                if matches!(line.get(i), Some(b'+' | b'-')) {
+                    i += 1;
+                }
+                let exp_start = i;
+                i = self.next_non_digit(i);
+                if i == exp_start {
+                    return Err(reason::INVALID_NUMBER);
+                }
+                let end = value_end(line, i)?;
+                check_float_range(&line[start..end])?;
+                Ok(end)
+            }
+            Some(_) => Err(reason::INVALID_NUMBER),
+        }
+    }
+
+    /// A boolean starting at `start`, which the cursor's current stop precedes; the
+    /// caller checks the byte after it.
+    #[inline]
+    fn boolean(&mut self, cur: &mut Cursor, start: usize) -> Result<usize, &'static str> {
+        let end = self.stop_after(cur);
+        match &self.line[start..end] {
+            b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
+            | b"FALSE" => Ok(end),
+            _ => Err(reason::INVALID_BOOLEAN),
+        }
+    }
+
+    /// The optional timestamp, from the byte after the space that ends the fields.
+    fn timestamp(&mut self, mut cur: Cursor, from: usize) -> Result<bool, &'static str> {
+        let line = self.line;
+        // The usual case, the rest of the line a timestamp that cannot overflow: up to
+        // 18 digits, or 19 not starting with a 9.
+        let n = line.len().saturating_sub(from);
+        if (1..=19).contains(&n)
+            && (n < 19 || line[from] != b'9')
+            && self.non_digits_of(&cur, from, line.len()) == Some(0)
+        {
+            return Ok(true);
+        }
+        let start = skip_blanks(line, from);
+        if start >= line.len() {
+            return Ok(false);
+        }
+        let end = self.stop_from(&mut cur, start);
+        let negative = line[start] == b'-';
+        let digits = &line[(start + usize::from(negative)).min(end)..end];
+        let all_digits = match self.non_digits_of(&cur, start, end) {
+            Some(odd) => odd & !u64::from(negative) == 0,
+            None => all_digits(digits),
+        };
+        if digits.is_empty() || !all_digits || !matches!(line.get(end), None | Some(b' ')) {
+            return Err(reason::BAD_TIMESTAMP);
+        }
+        let max = if negative { I64_MIN_ABS } else { I64_MAX };
+        check_integer_range(digits, max).map_err(|_| reason::BAD_TIMESTAMP)?;
+        if line[end..].iter().any(|&b| b != b' ') {
+            return Err(reason::AFTER_TIMESTAMP);
+        }
+        Ok(true)
+    }
+}
+
+/// Byte classification, 64 bytes at a time: AVX2 where the CPU has it, else SSE2 (part
+/// of every x86_64), else plain code.
+mod simd {
+    /// What 64 consecutive bytes are, bit `k` for byte `k`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Bits {
+        /// `,` ` ` `=` `\` `\n`: where the grammar can change state outside a string.
+        pub stops: u64,
+        /// Anything but `0`..=`9`.
+        pub non_digits: u64,
+    }
+
+    impl Bits {
+        fn shr(self, n: u32) -> Bits {
+            Bits {
+                stops: self.stops >> n,
+                non_digits: self.non_digits >> n,
+            }
+        }
+
+        fn and(self, mask: u64) -> Bits {
+            Bits {
+                stops: self.stops & mask,
+                non_digits: self.non_digits & mask,
+            }
+        }
+    }
+
+    /// Fill `out[w]` with the bits of `buf[at + 64 * w..][..64]`; bits past the end of
+    /// `buf` are clear.
+    pub fn classify(buf: &[u8], at: usize, out: &mut [Bits]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has just been seen to support AVX2.
+                unsafe { x86::classify_avx2(buf, at, out) }
+            } else {
+                // SAFETY: SSE2 is part of the x86_64 baseline.
+                unsafe { x86::classify_sse2(buf, at, out) }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        fill(buf, at, out, portable)
+    }
+
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    fn portable(block: &[u8; 64]) -> Bits {
+        let mut bits = Bits::default();
+        for (k, &b) in block.iter().enumerate() {
+            let stop = matches!(b, b',' | b' ' | b'=' | b'\\' | b'\n');
+            bits.stops |= u64::from(stop) << k;
+            bits.non_digits |= u64::from(!b.is_ascii_digit()) << k;
+        }
+        bits
+    }
+
+    /// `classify`, with `block` classifying 64 bytes.
+    #[inline(always)]
+    fn fill(buf: &[u8], at: usize, out: &mut [Bits], block: impl Fn(&[u8; 64]) -> Bits) {
+        let len = buf.len();
+        for (w, bits) in out.iter_mut().enumerate() {
+            let start = at + 64 * w;
+            *bits = if let Some(b) = buf.get(start..).and_then(<[u8]>::first_chunk::<64>) {
+                block(b)
+            } else if start >= len {
+                Bits::default()
+            } else if let Some(b) = buf.last_chunk::<64>() {
+                // The tail: classify the buffer's last 64 bytes, which reach back before
+                // `start`, and shift those earlier bytes out.
+                block(b).shr((start - (len - 64)) as u32)
+            } else {
+                // A buffer under 64 bytes: pad it, and clear the padding's bits.
+                let mut b = [0u8; 64];
+                b[..len - start].copy_from_slice(&buf[start..]);
+                block(&b).and(u64::MAX >> (64 - (len - start)))
+            };
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use super::Bits;
+        use std::arch::x86_64::{
+            __m128i, __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_cmpgt_epi8,
+            _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+            _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+
+        #[target_feature(enable = "avx2")]
+        pub fn classify_avx2(buf: &[u8], at: usize, out: &mut [Bits]) {
+            super::fill(buf, at, out, |block| {
+                let (s0, d0) = half_avx2(block, 0);
+                let (s1, d1) = half_avx2(block, 32);
+                Bits {
+                    stops: s0 | s1 << 32,
+                    non_digits: d0 | d1 << 32,
+                }
+            })
+        }
+
+        /// (stops, non-digits) of `block[k..k + 32]`.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn half_avx2(block: &[u8; 64], k: usize) -> (u64, u64) {
+            // SAFETY: `k` is 0 or 32, so the unaligned 32-byte load stays inside `block`.
+            let v: __m256i = unsafe { _mm256_loadu_si256(block[k..].as_ptr().cast()) };
+            let is = |b: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b as i8));
+            let stops = _mm256_or_si256(
+                _mm256_or_si256(is(b','), is(b' ')),
+                _mm256_or_si256(_mm256_or_si256(is(b'='), is(b'\\')), is(b'\n')),
+            );
+            // Signed compares: bytes >= 0x80 are negative, so never digits.
+            let digits = _mm256_and_si256(
+                _mm256_cmpgt_epi8(v, _mm256_set1_epi8(b'0' as i8 - 1)),
+                _mm256_cmpgt_epi8(_mm256_set1_epi8(b'9' as i8 + 1), v),
+            );
+            let mask = |m: __m256i| u64::from(_mm256_movemask_epi8(m) as u32);
+            (mask(stops), !mask(digits) & 0xffff_ffff)
+        }
+
+        #[target_feature(enable = "sse2")]
+        pub fn classify_sse2(buf: &[u8], at: usize, out: &mut [Bits]) {
+            super::fill(buf, at, out, |block| {
+                let mut bits = Bits::default();
+                for k in 0..4 {
+                    let (s, d) = quarter_sse2(block, 16 * k);
+                    bits.stops |= s << (16 * k);
+                    bits.non_digits |= d << (16 * k);
+                }
+                bits
+            })
+        }
+
+        /// (stops, non-digits) of `block[k..k + 16]`.
+        #[inline]
+        #[target_feature(enable = "sse2")]
+        fn quarter_sse2(block: &[u8; 64], k: usize) -> (u64, u64) {
+            // SAFETY: `k` is at most 48, so the unaligned 16-byte load stays inside `block`.
+            let v: __m128i = unsafe { _mm_loadu_si128(block[k..].as_ptr().cast()) };
+            let is = |b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+            let stops = _mm_or_si128(
+                _mm_or_si128(is(b','), is(b' ')),
+                _mm_or_si128(_mm_or_si128(is(b'='), is(b'\\')), is(b'\n')),
+            );
+            let digits = _mm_and_si128(
+                _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
+            );
+            let mask = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16);
+            (mask(stops), !mask(digits) & 0xffff)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Bits;
+        use proptest::prelude::*;
+
+        /// One byte at a time, as the contract of `classify` says.
+        fn reference(buf: &[u8], at: usize, words: usize) -> Vec<Bits> {
+            let mut out = vec![Bits::default(); words];
+            for k in 0..64 * words {
+                let Some(&b) = buf.get(at + k) else { break };
+                let bits = &mut out[k / 64];
+                let bit = 1 << (k % 64);
+                if matches!(b, b',' | b' ' | b'=' | b'\\' | b'\n') {
+                    bits.stops |= bit;
+                }
+                if !b.is_ascii_digit() {
+                    bits.non_digits |= bit;
+                }
+            }
+            out
+        }
+
+        type Fill = fn(&[u8], usize, &mut [Bits]);
+
+        fn run(fill: Fill, buf: &[u8], at: usize, words: usize) -> Vec<Bits> {
+            // Start dirty: `classify` must write every word it is given.
+            let dirty = Bits {
+                stops: !0,
+                non_digits: !0,
+            };
+            let mut out = vec![dirty; words];
+            fill(buf, at, &mut out);
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn every_classifier_agrees_with_the_reference(
+                buf in prop::collection::vec(
+                    prop::sample::select(b", =\\\n\"09/:az\x80\xff".to_vec()),
+                    1..300,
+                ),
+                at in any::<prop::sample::Index>(),
+                words in 1usize..6,
+            ) {
+                let at = at.index(buf.len());
+                let want = reference(&buf, at, words);
+                prop_assert_eq!(run(super::classify, &buf, at, words), want.clone());
+                prop_assert_eq!(
+                    run(|b, a, o| super::fill(b, a, o, super::portable), &buf, at, words),
+                    want.clone()
+                );
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: SSE2 is part of the x86_64 baseline.
+                    let sse2: Fill = |b, a, o| unsafe { super::x86::classify_sse2(b, a, o) };
+                    prop_assert_eq!(run(sse2, &buf, at, words), want.clone());
+                    if std::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU has just been seen to support AVX2.
+                        let avx2: Fill = |b, a, o| unsafe { super::x86::classify_avx2(b, a, o) };
+                        prop_assert_eq!(run(avx2, &buf, at, words), want);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether every byte is an ASCII digit, eight at a time.
+fn all_digits(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let words_ok = chunks.by_ref().all(|c| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        // Each byte is 0x30..=0x39: high nibble 3, and adding 6 keeps it there.
+        const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+        const THREES: u64 = 0x3030_3030_3030_3030;
+        x & HIGH == THREES && x.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES
+    });
+    words_ok && chunks.remainder().iter().all(u8::is_ascii_digit)
 }
 
 #[inline]
@@ -573,120 +1185,14 @@ fn trim_end_blanks(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-#[inline(always)]
-fn skip_digits(line: &[u8], i: usize) -> usize {
-    find::<NonDigit>(line, i)
-}
-
 /// Where the measurement and tags end.
 struct KeyEnd {
     /// Index of the space that ends them.
     end: usize,
     /// They contain an escaped space.
     escaped_space: bool,
-}
-
-/// Measurement and tags, from the measurement's first byte (not blank, not `#`). As in
-/// InfluxDB, a separator here is escaped when the byte before it is a backslash.
-fn scan_key(line: &[u8], start: usize) -> Result<KeyEnd, &'static str> {
-    match line.get(start) {
-        None | Some(b',') => return Err(reason::MISSING_MEASUREMENT),
-        Some(b'\n') => return Err(reason::NEWLINE),
-        Some(_) => {}
-    }
-    let mut escaped_space = false;
-    let mut i = start + 1;
-    loop {
-        i = find::<KeyStop>(line, i);
-        let Some(&b) = line.get(i) else {
-            return Err(reason::MISSING_FIELDS);
-        };
-        if b == b'\n' {
-            return Err(reason::NEWLINE);
-        }
-        if line[i - 1] == b'\\' {
-            escaped_space |= b == b' ';
-        } else if b == b' ' {
-            return Ok(KeyEnd {
-                end: i,
-                escaped_space,
-            });
-        } else if b == b',' {
-            return scan_tags(line, i + 1, escaped_space);
-        }
-        // `=` is an ordinary byte in a measurement.
-        i += 1;
-    }
-}
-
-/// The tags, from the first byte of the first tag key.
-fn scan_tags(line: &[u8], first: usize, mut escaped_space: bool) -> Result<KeyEnd, &'static str> {
-    let mut i = first;
-    // Clients usually sort their tags; while they are strictly increasing no key can
-    // repeat, and only an unsorted set needs the slower search.
-    let mut prev_key: &[u8] = &[];
-    let mut sorted = true;
-    loop {
-        match line.get(i) {
-            None | Some(b' ' | b',' | b'=') => return Err(reason::MISSING_TAG_KEY),
-            Some(b'\n') => return Err(reason::NEWLINE),
-            Some(_) => {}
-        }
-        let key_start = i;
-        i += 1;
-        loop {
-            i = find::<KeyStop>(line, i);
-            match line.get(i) {
-                None => return Err(reason::MISSING_TAG_VALUE),
-                Some(b'\n') => return Err(reason::NEWLINE),
-                Some(&b) if line[i - 1] == b'\\' => {
-                    escaped_space |= b == b' ';
-                    i += 1;
-                }
-                Some(b'=') => break,
-                Some(_) => return Err(reason::MISSING_TAG_VALUE),
-            }
-        }
-        let key = &line[key_start..i];
-        if sorted {
-            match byte_order(key, prev_key) {
-                std::cmp::Ordering::Greater => prev_key = key,
-                std::cmp::Ordering::Equal => return Err(reason::DUPLICATE_TAG),
-                std::cmp::Ordering::Less => sorted = false,
-            }
-        }
-        i += 1;
-        match line.get(i) {
-            None | Some(b' ' | b',') => return Err(reason::MISSING_TAG_VALUE),
-            Some(b'=') => return Err(reason::INVALID_TAG),
-            Some(b'\n') => return Err(reason::NEWLINE),
-            Some(_) => {}
-        }
-        i += 1;
-        loop {
-            i = find::<KeyStop>(line, i);
-            match line.get(i) {
-                None => return Err(reason::MISSING_FIELDS),
-                Some(b'\n') => return Err(reason::NEWLINE),
-                Some(&b) if line[i - 1] == b'\\' => {
-                    escaped_space |= b == b' ';
-                    i += 1;
-                }
-                Some(b',') => break,
-                Some(b' ') => {
-                    if !sorted && has_duplicate_tag(&line[first..i]) {
-                        return Err(reason::DUPLICATE_TAG);
-                    }
-                    return Ok(KeyEnd {
-                        end: i,
-                        escaped_space,
-                    });
-                }
-                Some(_) => return Err(reason::INVALID_TAG),
-            }
-        }
-        i += 1;
-    }
+    /// On that space, for the fields to go on from.
+    cur: Cursor,
 }
 
 /// `a.cmp(b)` without a call to `memcmp`, which costs more than the few bytes that
@@ -761,108 +1267,10 @@ fn tag_keys(tags: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Fields and the optional timestamp, from the byte after the space that ends the key.
-/// Returns whether there is a timestamp.
-fn scan_fields(line: &[u8], from: usize) -> Result<bool, &'static str> {
-    let mut i = skip_blanks(line, from);
-    if i >= line.len() {
-        return Err(reason::MISSING_FIELDS);
-    }
-    loop {
-        let key_start = i;
-        loop {
-            i = find::<FieldKeyStop>(line, i);
-            match line.get(i) {
-                Some(b'=') => break,
-                Some(b'\\') => match line.get(i + 1) {
-                    None => return Err(reason::INVALID_FIELD),
-                    Some(b'\n') => return Err(reason::NEWLINE),
-                    Some(_) => i += 2,
-                },
-                Some(b'\n') => return Err(reason::NEWLINE),
-                _ => return Err(reason::INVALID_FIELD),
-            }
-        }
-        if i == key_start {
-            return Err(reason::MISSING_FIELD_KEY);
-        }
-        i += 1;
-        i = match line.get(i) {
-            None | Some(b',' | b' ') => return Err(reason::MISSING_FIELD_VALUE),
-            Some(b'"') => string_end(line, i + 1).ok_or(reason::UNTERMINATED_STRING)?,
-            Some(b'0'..=b'9' | b'-' | b'.') => scan_number(line, i)?,
-            Some(b't' | b'f' | b'T' | b'F') => scan_bool(line, i)?,
-            // InfluxDB reads these as a number, hence its message for `NaN`.
-            Some(b'n' | b'N') => return Err(reason::INVALID_NUMBER),
-            Some(_) => return Err(reason::INVALID_BOOLEAN),
-        };
-        match line.get(i) {
-            None => return Ok(false),
-            Some(b',') => i += 1,
-            Some(b' ') => return scan_timestamp(line, i + 1),
-            // Only a string can end before a separator.
-            Some(_) => return Err(reason::INVALID_FIELD),
-        }
-    }
-}
-
 /// Largest magnitudes, in decimal without leading zeros.
 const I64_MAX: &[u8] = b"9223372036854775807";
 const I64_MIN_ABS: &[u8] = b"9223372036854775808";
 const U64_MAX: &[u8] = b"18446744073709551615";
-
-/// A float (`1`, `-1.5`, `.5`, `5.`, `1e10`, `1E+10`), an integer `123i` or an unsigned
-/// `123u`, starting at `start`; returns the index of the byte after it.
-fn scan_number(line: &[u8], start: usize) -> Result<usize, &'static str> {
-    let negative = line.get(start) == Some(&b'-');
-    let int_start = start + usize::from(negative);
-    let int_end = skip_digits(line, int_start);
-    let mut i = int_end;
-    let mut mantissa_digits = int_end - int_start;
-    let fraction = line.get(i) == Some(&b'.');
-    if fraction {
-        let frac_start = i + 1;
-        i = skip_digits(line, frac_start);
-        mantissa_digits += i - frac_start;
-    }
-    if mantissa_digits == 0 {
-        return Err(reason::INVALID_NUMBER);
-    }
-    let digits = &line[int_start..int_end];
-    match line.get(i) {
-        None | Some(b',' | b' ') => {
-            // Only a float with hundreds of integer digits can overflow without an exponent.
-            if digits.len() > 300 {
-                check_float_range(&line[start..i])?;
-            }
-            Ok(i)
-        }
-        Some(b'i') if !fraction => {
-            let max = if negative { I64_MIN_ABS } else { I64_MAX };
-            check_integer_range(digits, max)?;
-            value_end(line, i + 1)
-        }
-        Some(b'u') if !fraction && !negative => {
-            check_integer_range(digits, U64_MAX)?;
-            value_end(line, i + 1)
-        }
-        Some(b'e' | b'E') => {
-            i += 1;
-            if matches!(line.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            let exp_start = i;
-            i = skip_digits(line, i);
-            if i == exp_start {
-                return Err(reason::INVALID_NUMBER);
-            }
-            let end = value_end(line, i)?;
-            check_float_range(&line[start..end])?;
-            Ok(end)
-        }
-        Some(_) => Err(reason::INVALID_NUMBER),
-    }
-}
 
 /// `i` if a number ends there, else the number has trailing junk.
 #[inline]
@@ -907,38 +1315,6 @@ fn check_float_range(token: &[u8]) -> Result<(), &'static str> {
     } else {
         Err(reason::OUT_OF_RANGE)
     }
-}
-
-fn scan_bool(line: &[u8], start: usize) -> Result<usize, &'static str> {
-    let mut end = start;
-    while end < line.len() && !matches!(line[end], b',' | b' ') {
-        end += 1;
-    }
-    match &line[start..end] {
-        b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
-        | b"FALSE" => Ok(end),
-        _ => Err(reason::INVALID_BOOLEAN),
-    }
-}
-
-/// The optional timestamp, from the byte after the space that ends the fields.
-fn scan_timestamp(line: &[u8], from: usize) -> Result<bool, &'static str> {
-    let start = skip_blanks(line, from);
-    if start >= line.len() {
-        return Ok(false);
-    }
-    let negative = line[start] == b'-';
-    let digits_start = start + usize::from(negative);
-    let end = skip_digits(line, digits_start);
-    if end == digits_start || !matches!(line.get(end), None | Some(b' ')) {
-        return Err(reason::BAD_TIMESTAMP);
-    }
-    let max = if negative { I64_MIN_ABS } else { I64_MAX };
-    check_integer_range(&line[digits_start..end], max).map_err(|_| reason::BAD_TIMESTAMP)?;
-    if line[end..].iter().any(|&b| b != b' ') {
-        return Err(reason::AFTER_TIMESTAMP);
-    }
-    Ok(true)
 }
 
 /// InfluxDB 1.x splits a body into lines with a cruder quote tracker than the parser it
@@ -1197,6 +1573,371 @@ mod tests {
                 );
             }
             prop_assert_eq!(points, info.points);
+        }
+    }
+
+    /// What `check_body` must say, worked out from `split_lines` and `check_line`.
+    fn reference_check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
+        let mut info = BodyInfo::default();
+        for line in split_lines(body) {
+            let text = line.text();
+            let cr = text.len() != line.raw.len();
+            match check_line(text) {
+                Ok(LineKind::Point { has_timestamp }) => {
+                    info.points += 1;
+                    info.needs_rewrite |= cr || !has_timestamp;
+                }
+                Ok(LineKind::Comment) => info.needs_rewrite = true,
+                Ok(LineKind::Blank) => info.needs_rewrite |= cr,
+                Err(reason) => {
+                    return Err(ParseError {
+                        line: line.number,
+                        reason,
+                    })
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// How InfluxDB 1.x cuts a body into lines before parsing them (its own quote
+    /// tracker, see `check_backend_quoting`), written out independently.
+    fn backend_split(body: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut pos = 0;
+        while pos < body.len() {
+            let (mut fields, mut quoted, mut equals, mut commas) = (false, false, 0, 0);
+            let mut i = pos;
+            while i < body.len() {
+                let b = body[i];
+                if b == b'\\' && i + 2 < body.len() {
+                    i += 2;
+                    continue;
+                }
+                fields |= b == b' ';
+                if fields && !quoted && b == b'=' {
+                    equals += 1;
+                } else if fields && !quoted && b == b',' {
+                    commas += 1;
+                } else if fields && b == b'"' && equals > commas {
+                    quoted = !quoted;
+                } else if b == b'\n' && !quoted {
+                    break;
+                }
+                i += 1;
+            }
+            lines.push(body[pos..i].to_vec());
+            pos = i + 1;
+        }
+        lines
+    }
+
+    /// The number grammar written out plainly: what `check_line` must accept.
+    fn number_is_valid(token: &str) -> bool {
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if let Some(int) = token.strip_suffix('i') {
+            let magnitude = int.strip_prefix('-').unwrap_or(int);
+            return !magnitude.is_empty() && digits(magnitude) && int.parse::<i64>().is_ok();
+        }
+        if let Some(int) = token.strip_suffix('u') {
+            return !int.is_empty() && digits(int) && int.parse::<u64>().is_ok();
+        }
+        let unsigned = token.strip_prefix('-').unwrap_or(token);
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(k) => (&unsigned[..k], Some(&unsigned[k + 1..])),
+            None => (unsigned, None),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mantissa_ok = digits(int) && digits(frac) && int.len() + frac.len() > 0;
+        let exponent_ok = exponent.is_none_or(|e| {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && digits(e)
+        });
+        mantissa_ok && exponent_ok && unsigned.parse::<f64>().is_ok_and(f64::is_finite)
+    }
+
+    fn one_of(options: &'static [&'static str]) -> impl Strategy<Value = String> + Clone {
+        prop::sample::select(options).prop_map(str::to_owned)
+    }
+
+    /// Number-like tokens: every shape the grammar tells apart, mostly valid, and near
+    /// misses.
+    fn number_token() -> impl Strategy<Value = String> + Clone {
+        (
+            one_of(&["", "", "", "", "", "", "", "", "-", "-", "-", "+", "--"]),
+            prop_oneof![8 => "[0-9]{1,12}", 2 => "[0-9]{0,21}"],
+            prop::option::of("\\.[0-9]{0,4}"),
+            prop::option::weighted(0.2, "[eE][+-]?[0-9]{0,3}"),
+            one_of(&[
+                "", "", "", "", "", "", "i", "i", "u", "x", ".", "-", "e", "i2",
+            ]),
+        )
+            .prop_map(|(sign, int, frac, exp, suffix)| {
+                format!(
+                    "{sign}{int}{}{}{suffix}",
+                    frac.unwrap_or_default(),
+                    exp.unwrap_or_default()
+                )
+            })
+    }
+
+    /// Numbers of the shapes clients send.
+    fn valid_number() -> impl Strategy<Value = String> + Clone {
+        prop_oneof![
+            "-?[0-9]{1,12}(\\.[0-9]{1,6})?",
+            "-?[0-9]{1,15}i",
+            "[0-9]{1,15}u",
+            "-?[0-9]\\.[0-9]{1,3}[eE][+-]?[0-9]{1,2}",
+            "-?\\.[0-9]{1,3}",
+        ]
+    }
+
+    /// Mostly `valid` pieces, sometimes `invalid` ones.
+    fn mostly(
+        valid: &'static [&'static str],
+        invalid: &'static [&'static str],
+    ) -> impl Strategy<Value = String> + Clone {
+        prop_oneof![30 => one_of(valid), 1 => one_of(invalid)]
+    }
+
+    /// Plausible lines, mostly valid, from pieces that exercise every rule.
+    fn line_text() -> impl Strategy<Value = String> {
+        let measurement = mostly(
+            &["m", "cpu", "m\\ x", "m\\,y", "\"q\"", "été", "m=x", "\\ m"],
+            &[",m", "", "m\\"],
+        );
+        let tag = (
+            mostly(&["t", "host", "a\\ b", "a\\=b", "\"k\"", "t", "u"], &[""]),
+            mostly(
+                &["1", "web01", "a\\ b", "a\\,b", "\"v\""],
+                &["x=y", "", "a\\\\"],
+            ),
+        );
+        let field_value = prop_oneof![
+            6 => valid_number(),
+            1 => number_token(),
+            3 => one_of(&[
+                "t", "true", "F", "FALSE", "\"s\"", "\"a,b c=d\"", "\"x\\\"y\"",
+                "\"multi\nline\"", "\"a\r\nb\"", "\"\\\\\"", "\"\"", "\"é\"",
+            ]),
+            1 => one_of(&["tRUE", "\"open", "", "\"x\"y", "n", "1", "2.5"]),
+        ];
+        let field = (
+            mostly(
+                &["v", "usage_idle", "a\\ b", "a\\,b", "a\\=b", "\"f\"", "w"],
+                &[""],
+            ),
+            field_value,
+        );
+        let timestamp = prop_oneof![
+            4 => Just(String::new()),
+            4 => one_of(&["1700000000000000000", "-1", "0"]),
+            1 => number_token(),
+        ];
+        (
+            one_of(&["", "", "", " ", "\t"]),
+            measurement,
+            prop::collection::vec(tag, 0..3),
+            one_of(&[" ", " ", "  ", " \t"]),
+            prop::collection::vec(field, 1..4),
+            timestamp,
+            mostly(&["", "", "", " ", "\r", " \r"], &["\t", "\r\r"]),
+        )
+            .prop_map(|(lead, m, tags, sep, fields, ts, trail)| {
+                let mut line = format!("{lead}{m}");
+                for (k, v) in tags {
+                    line += &format!(",{k}={v}");
+                }
+                line += &sep;
+                let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                line += &fields.join(",");
+                if !ts.is_empty() {
+                    line += &format!(" {ts}");
+                }
+                line + &trail
+            })
+    }
+
+    /// Bodies of such lines with comments and blank lines, sometimes with one byte
+    /// replaced.
+    fn body_text() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            8 => line_text(),
+            1 => one_of(&["", "# note", "  # \"quoted", " \t", "\r"]),
+        ];
+        (
+            prop::collection::vec(line, 1..5),
+            any::<bool>(),
+            prop::option::weighted(
+                0.2,
+                (any::<prop::sample::Index>(), prop::sample::select(ALPHABET)),
+            ),
+        )
+            .prop_map(|(lines, final_newline, mutation)| {
+                let mut body = lines.join("\n").into_bytes();
+                if final_newline {
+                    body.push(b'\n');
+                }
+                if let Some((at, byte)) = mutation {
+                    if !body.is_empty() {
+                        let at = at.index(body.len());
+                        body[at] = byte;
+                    }
+                }
+                body
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The whole-body checker (one scan, optimistic line ends, lazy line numbers)
+        /// says exactly what checking `split_lines` one line at a time says.
+        #[test]
+        fn check_body_matches_line_by_line(body in body_text()) {
+            prop_assert_eq!(
+                check_body(&body),
+                reference_check_body(&body),
+                "{:?}", String::from_utf8_lossy(&body)
+            );
+        }
+
+        #[test]
+        fn check_body_matches_line_by_line_on_noise(body in body_from(ALPHABET)) {
+            prop_assert_eq!(check_body(&body), reference_check_body(&body));
+        }
+
+        /// The tight loop for plain fields changes no answer.
+        #[test]
+        fn plain_fields_loop_changes_nothing(body in body_text()) {
+            let mut general = Scan::new(&body, WINDOW_WORDS);
+            general.plain_fields = false;
+            prop_assert_eq!(check_body(&body), check_lines(general));
+        }
+
+        /// A stamped body needs no rewrite, has the same points, is its own stamp, and
+        /// InfluxDB cuts it into exactly the lines counted here.
+        #[test]
+        fn stamped_bodies_split_the_same_on_the_backend(body in body_text()) {
+            if let Ok(info) = check_body(&body) {
+                let stamped = stamped(&body, 7);
+                prop_assert_eq!(
+                    check_body(&stamped),
+                    Ok(BodyInfo { points: info.points, needs_rewrite: false })
+                );
+                prop_assert_eq!(stamped_twice(&stamped), stamped.clone());
+                let ours: Vec<Vec<u8>> = split_lines(&stamped).map(|l| l.raw.to_vec()).collect();
+                prop_assert_eq!(ours.len(), info.points);
+                prop_assert_eq!(backend_split(&stamped), ours);
+            }
+        }
+
+        /// Numbers at every offset in the 64-byte words and across them, in bodies of
+        /// one to three lines: the bitmap fast path and the byte-wise path agree with
+        /// the plain grammar.
+        #[test]
+        fn numbers_follow_the_grammar(token in number_token(), pad in 0usize..140, lines in 1usize..4) {
+            let want = number_is_valid(&token);
+            let name = "m".repeat(pad + 1);
+            for line in [
+                format!("{name} v={token}"),
+                format!("{name} v={token},w=1"),
+                format!("{name} w=1,v={token} 5"),
+            ] {
+                prop_assert_eq!(check_line(line.as_bytes()).is_ok(), want, "{:?}", line);
+                let body = format!("{line}\n").repeat(lines);
+                prop_assert_eq!(check_body(body.as_bytes()).is_ok(), want, "{:?}", body);
+                let mut general = Scan::new(body.as_bytes(), WINDOW_WORDS);
+                general.plain_fields = false;
+                prop_assert_eq!(check_lines(general).is_ok(), want, "{:?}", body);
+            }
+        }
+
+        #[test]
+        fn timestamps_follow_the_grammar(token in number_token(), pad in 0usize..140) {
+            let magnitude = token.strip_prefix('-').unwrap_or(&token);
+            let want = !magnitude.is_empty()
+                && magnitude.bytes().all(|b| b.is_ascii_digit())
+                && token.parse::<i64>().is_ok();
+            let line = format!("{} v=1 {token}", "m".repeat(pad + 1));
+            let got = check_line(line.as_bytes());
+            if token.is_empty() {
+                prop_assert_eq!(got, Ok(LineKind::Point { has_timestamp: false }));
+            } else if want {
+                prop_assert_eq!(got, Ok(LineKind::Point { has_timestamp: true }));
+            } else {
+                prop_assert!(got.is_err(), "{:?} {:?}", line, got);
+            }
+        }
+    }
+
+    fn stamped_twice(body: &[u8]) -> Vec<u8> {
+        stamped(body, 8)
+    }
+
+    /// Lines longer than the scan's 1 KiB window, with tokens straddling its edges.
+    #[test]
+    fn long_lines_cross_windows() {
+        for pad in [0, 1, 7, 63, 64, 65, 1000, 1017, 1023, 1024, 1025, 3000] {
+            let mut fields = Vec::new();
+            for k in 0..200 {
+                fields.push(format!("f{k}={}.{k}", k * 37));
+                fields.push(format!("g{k}={}i", k * 1_000_003));
+                fields.push(format!("h{k}=\"s {k}, x=y\""));
+            }
+            let line = format!(
+                "{},t=v {} 1700000000000000000",
+                "m".repeat(pad + 1),
+                fields.join(",")
+            );
+            let body = format!("{line}\n{line}\r\n# c\n{line}");
+            assert_eq!(
+                check_body(body.as_bytes()),
+                Ok(BodyInfo {
+                    points: 3,
+                    needs_rewrite: true
+                }),
+                "pad {pad}"
+            );
+            let broken = body.replacen("g150=", "g150=x", 1);
+            assert_eq!(
+                check_body(broken.as_bytes()),
+                Err(ParseError {
+                    line: 1,
+                    reason: reason::INVALID_BOOLEAN
+                }),
+                "pad {pad}"
+            );
+            let broken = format!(
+                "{line}\n{}",
+                line.replace("f199=7363.199", "f199=7363.1.99")
+            );
+            assert_eq!(
+                check_body(broken.as_bytes()),
+                Err(ParseError {
+                    line: 2,
+                    reason: reason::INVALID_NUMBER
+                }),
+                "pad {pad}"
+            );
+        }
+    }
+
+    /// Short buffers classify through the padded path, and the first line of a body
+    /// through the one that reaches back: every length up to two words.
+    #[test]
+    fn every_short_length() {
+        for len in 1..130 {
+            let line = format!("m v={}", "9".repeat(len));
+            assert!(check_line(line.as_bytes()).is_ok(), "{len}");
+            let line = format!("m v={}x", "9".repeat(len));
+            assert_eq!(
+                check_line(line.as_bytes()),
+                Err(reason::INVALID_NUMBER),
+                "{len}"
+            );
+            let body = format!("m v=1\nm v=1,w=2i{}\n", " ".repeat(len));
+            assert!(check_body(body.as_bytes()).is_ok(), "{len}");
         }
     }
 

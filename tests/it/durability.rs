@@ -390,7 +390,10 @@ fn a_hung_backend_with_a_spool_still_gets_204_within_the_timeout() {
     let resp = relay.write(&db, &seq_body("hung", 0, 10));
     let took = started.elapsed();
     assert_eq!(resp.status, 204, "{}", resp.body_str());
-    assert!(took < Duration::from_millis(1100), "answered after {took:?}");
+    assert!(
+        took < Duration::from_millis(1100),
+        "answered after {took:?}"
+    );
     backends[0].resume();
     assert_eq!(wait_count(&backends[0], &db, "hung", 10), 10);
 }
