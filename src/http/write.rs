@@ -69,7 +69,7 @@ pub fn prepare(
         }
         body
     };
-    let mut query = query.to_string();
+    let mut query = forwarded_query(query, precision);
     if rp.is_none() {
         if let Some(default) = &settings.default_retention_policy {
             if !query.is_empty() {
@@ -86,6 +86,26 @@ pub fn prepare(
         body,
         points: info.points,
     }))
+}
+
+/// The client's query string as backends must see it: byte for byte, except that a
+/// `precision` is written the one way InfluxDB 1.x understands (it silently reads
+/// `us`, `µ` or `ns` as nanoseconds, which would shift every timestamp).
+fn forwarded_query(query: &str, precision: Precision) -> String {
+    let mut out = String::with_capacity(query.len() + 4);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if percent_decode(key) == "precision" {
+            out.push_str("precision=");
+            out.push_str(precision.as_query_value());
+        } else {
+            out.push_str(pair);
+        }
+    }
+    out
 }
 
 /// Decoded `key=value` pairs of a query string (`+` is a space, `%XX` a byte).
@@ -199,6 +219,33 @@ mod tests {
                 .map(|b| b.points),
             None
         );
+    }
+
+    #[test]
+    fn precision_is_forwarded_as_influxdb_reads_it() {
+        for (given, sent) in [
+            ("us", "u"),
+            ("%C2%B5", "u"),
+            ("ns", "n"),
+            ("ms", "ms"),
+            ("h", "h"),
+        ] {
+            let q = format!("db=x&precision={given}&u=a");
+            let b = prepare(&settings(None), &q, None, b"m v=1 1\n".to_vec(), 0)
+                .unwrap()
+                .unwrap();
+            assert_eq!(&*b.query, format!("db=x&precision={sent}&u=a"), "{given}");
+        }
+        let b = prepare(
+            &settings(None),
+            "db=x&p=%26",
+            None,
+            b"m v=1 1\n".to_vec(),
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(&*b.query, "db=x&p=%26");
     }
 
     #[test]

@@ -405,3 +405,25 @@ fn coalesced_writes_get_their_own_answers_when_one_is_refused() {
     assert_eq!(good2.join().unwrap(), 204);
     assert_eq!(count(backend.http_addr(), &db, "g"), 4);
 }
+
+/// InfluxDB 1.x reads `precision=us` (or `ns`, `µ`) as nanoseconds; the relay accepts
+/// every spelling and forwards the one the backend understands.
+#[test]
+fn microsecond_precision_spelled_us_keeps_its_meaning() {
+    let db = shared_db("core_us");
+    let (relay, _) = relay_to_shared("all");
+    let r = http_request(
+        relay.addr(),
+        "POST",
+        &format!("/write?db={db}&precision=us"),
+        &[],
+        b"u v=1 1700000000000001\n",
+    );
+    assert_eq!(r.status, 204, "{}", r.body_str());
+    let (ra, rb) = both_rows(&db, "SELECT * FROM u");
+    assert_eq!(
+        ra,
+        vec![vec!["1700000000000001000".to_string(), "1".to_string()]]
+    );
+    assert_eq!(ra, rb);
+}
