@@ -126,10 +126,11 @@ impl Client {
         path: &str,
         query: &str,
         auth: Option<&[u8]>,
-        body: &[u8],
+        body: &[&[u8]],
         gzip: bool,
     ) -> Result<Response, SendError> {
-        self.build_head(path, query, auth, body.len(), gzip);
+        let len = body.iter().map(|part| part.len()).sum();
+        self.build_head(path, query, auth, len, gzip);
         let reused = self.conn.is_some();
         match self.exchange(body) {
             // A keep-alive connection the backend closed while idle fails before any
@@ -212,7 +213,9 @@ impl Client {
         Err(SendError::Connect(last))
     }
 
-    fn exchange(&mut self, body: &[u8]) -> Result<Response, SendError> {
+    /// Send the head and `body` (its parts back to back, so merged writes need no
+    /// copy into one buffer) and read the answer.
+    fn exchange(&mut self, body: &[&[u8]]) -> Result<Response, SendError> {
         let deadline = Instant::now() + self.timeout;
         if self.conn.is_none() {
             self.conn = Some(self.connect()?);
@@ -221,8 +224,8 @@ impl Client {
             return Err(SendError::BadResponse("no connection"));
         };
         conn.write_all(&self.head).map_err(io_error)?;
-        if !body.is_empty() {
-            conn.write_all(body).map_err(io_error)?;
+        for part in body.iter().filter(|part| !part.is_empty()) {
+            conn.write_all(part).map_err(io_error)?;
         }
         conn.flush().map_err(io_error)?;
         self.rbuf.clear();

@@ -329,7 +329,6 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
         shared.tls.clone(),
     );
     let mut gz = Vec::new();
-    let mut merged = Vec::new();
     // A job taken while coalescing that did not fit; it goes first next time.
     let mut held: Option<Job> = None;
     loop {
@@ -366,19 +365,13 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             continue;
         }
         let group = coalesce(shared, rx, job, &mut held);
-        let outcome = post_group(shared, &mut client, &group, &mut merged, &mut gz);
+        let outcome = post_group(shared, &mut client, &group, &mut gz);
         if group.len() > 1 && matches!(outcome, Outcome::Rejected { .. }) {
             // One client's bad write must not turn its neighbours' answers into
             // errors: say it per write. Every point carries a timestamp, so sending
             // the accepted ones again only overwrites them with the same values.
             for job in group {
-                let outcome = post_group(
-                    shared,
-                    &mut client,
-                    std::slice::from_ref(&job),
-                    &mut merged,
-                    &mut gz,
-                );
+                let outcome = post_group(shared, &mut client, std::slice::from_ref(&job), &mut gz);
                 finish_direct(shared, job, outcome);
             }
             continue;
@@ -436,35 +429,22 @@ fn coalesce(shared: &Shared, rx: &Receiver<Job>, first: Job, held: &mut Option<J
 }
 
 /// Post the bodies of `group` (which share query and credentials) as one request.
-fn post_group(
-    shared: &Shared,
-    client: &mut Client,
-    group: &[Job],
-    merged: &mut Vec<u8>,
-    gz: &mut Vec<u8>,
-) -> Outcome {
+fn post_group(shared: &Shared, client: &mut Client, group: &[Job], gz: &mut Vec<u8>) -> Outcome {
     let first = &group[0].batch;
     let auth = match &shared.output_auth {
         Some(header) => Some(header.as_bytes()),
         None => first.auth.as_deref(),
     };
     let points: u64 = group.iter().map(|j| j.batch.points as u64).sum();
-    let body: &[u8] = if group.len() == 1 {
-        &first.body
-    } else {
-        merged.clear();
-        for job in group {
-            merged.extend_from_slice(&job.batch.body);
-        }
-        merged
-    };
+    // The bodies go out back to back: one request, no copy into a merged buffer.
+    let body: Vec<&[u8]> = group.iter().map(|j| &j.batch.body[..]).collect();
     post(
         shared,
         client,
         first.kind,
         &first.query,
         auth,
-        body,
+        &body,
         points,
         gz,
     )
@@ -492,19 +472,23 @@ fn post(
     kind: Kind,
     query: &str,
     auth: Option<&[u8]>,
-    body: &[u8],
+    body: &[&[u8]],
     points: u64,
     gz: &mut Vec<u8>,
 ) -> Outcome {
-    let raw_len = body.len();
+    let raw_len: usize = body.iter().map(|part| part.len()).sum();
     let gzip = shared.output.gzip && kind == Kind::Write;
-    let body: &[u8] = if gzip {
+    let compressed: [&[u8]; 1];
+    let body: &[&[u8]] = if gzip {
         gz.clear();
         let mut enc =
             flate2::write::GzEncoder::new(std::mem::take(gz), flate2::Compression::fast());
-        let _ = std::io::Write::write_all(&mut enc, body);
+        for part in body {
+            let _ = std::io::Write::write_all(&mut enc, part);
+        }
         *gz = enc.finish().unwrap_or_default();
-        gz
+        compressed = [&gz[..]];
+        &compressed
     } else {
         body
     };

@@ -320,7 +320,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
             attempt.kind,
             &attempt.query,
             auth,
-            &attempt.body,
+            &[&attempt.body],
             attempt.points,
             &mut gz,
         );
