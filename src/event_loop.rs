@@ -66,8 +66,24 @@ enum Phase {
 }
 
 enum BodyFraming {
-    Length(usize),
+    /// The body buffer is allocated at its full length up front (zeroed by the
+    /// allocator, lazily for large ones) and `filled` from the front, so reads can land
+    /// in it directly.
+    Length {
+        len: usize,
+        filled: usize,
+    },
     Chunked(ChunkedDecoder),
+}
+
+impl BodyFraming {
+    /// Body bytes received so far.
+    fn received(&self, body: &[u8]) -> usize {
+        match self {
+            BodyFraming::Length { filled, .. } => *filled,
+            BodyFraming::Chunked(_) => body.len(),
+        }
+    }
 }
 
 struct InFlight {
@@ -459,59 +475,56 @@ impl EventLoop {
         }
     }
 
-    /// Read once into the loop's scratch buffer and append what came to the body
-    /// being received (known length) or to the connection's input buffer. Reading
-    /// through one zeroed-once scratch buffer costs a copy of the bytes that arrived,
-    /// instead of zero-filling a fresh 64 KiB per read; and an idle connection holds
-    /// no read buffer at all.
+    /// Read once: into the body being received when its length is known and nothing
+    /// else is buffered, else into the loop's scratch buffer and from there onto the
+    /// connection's input. Reading through one zeroed-once scratch buffer costs a copy
+    /// of the bytes that arrived instead of zero-filling a fresh 64 KiB per read, and
+    /// an idle connection holds no read buffer at all.
     fn read(&mut self, conn: &mut Conn) -> Io {
-        let want = match &conn.phase {
+        let nothing_buffered = conn.rpos == conn.rbuf.len();
+        let result = match &mut conn.phase {
+            // A body of known length with nothing else buffered is read straight into
+            // its own buffer: no copy.
             Phase::Body {
                 body,
-                framing: BodyFraming::Length(len),
+                framing: BodyFraming::Length { len, filled },
                 ..
-            } if conn.rpos == conn.rbuf.len() => (*len - body.len()).min(READ_CHUNK),
-            _ => READ_CHUNK,
-        };
-        if want == 0 {
-            return Io::Progress;
-        }
-        let result = loop {
-            match conn.stream.read(&mut self.scratch[..want]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let n = match result {
-            Ok(0) => return Io::Closed,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::WouldBlock,
-            Err(_) => return Io::Error,
-        };
-        self.shared.http[conn.listener].stats[self.id]
-            .bytes_in
-            .add(n as u64);
-        let data = &self.scratch[..n];
-        match &mut conn.phase {
-            Phase::Body {
-                body,
-                framing: BodyFraming::Length(_),
-                ..
-            } if conn.rpos == conn.rbuf.len() => {
-                body.extend_from_slice(data);
+            } if nothing_buffered => {
+                if *filled == *len {
+                    return Io::Progress;
+                }
+                let result = read_retrying(&mut conn.stream, &mut body[*filled..*len]);
+                if let Ok(n) = result {
+                    *filled += n;
+                }
+                result
             }
             _ => {
-                if conn.rpos == conn.rbuf.len() {
-                    conn.rbuf.clear();
-                    conn.rpos = 0;
-                } else if conn.rpos > conn.rbuf.len() / 2 {
-                    conn.rbuf.drain(..conn.rpos);
-                    conn.rpos = 0;
+                let result = read_retrying(&mut conn.stream, &mut self.scratch);
+                if let Ok(n) = result {
+                    if nothing_buffered {
+                        conn.rbuf.clear();
+                        conn.rpos = 0;
+                    } else if conn.rpos > conn.rbuf.len() / 2 {
+                        conn.rbuf.drain(..conn.rpos);
+                        conn.rpos = 0;
+                    }
+                    conn.rbuf.extend_from_slice(&self.scratch[..n]);
                 }
-                conn.rbuf.extend_from_slice(data);
+                result
             }
+        };
+        match result {
+            Ok(0) => Io::Closed,
+            Ok(n) => {
+                self.shared.http[conn.listener].stats[self.id]
+                    .bytes_in
+                    .add(n as u64);
+                Io::Progress
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Io::WouldBlock,
+            Err(_) => Io::Error,
         }
-        Io::Progress
     }
 
     /// Give back the memory of a connection that has nothing buffered, so thousands of
@@ -571,31 +584,33 @@ impl EventLoop {
                             self.handle(token, conn, head, Vec::new());
                             continue;
                         }
-                        BodyKind::Length(n) => BodyFraming::Length(n),
+                        BodyKind::Length(n) => BodyFraming::Length { len: n, filled: 0 },
                         BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
                     };
-                    let capacity = match framing {
-                        BodyFraming::Length(n) => n,
-                        BodyFraming::Chunked(_) => 0,
+                    let body = match framing {
+                        // Zeroed by the allocator: large ones come as fresh pages.
+                        BodyFraming::Length { len, .. } => vec![0; len],
+                        BodyFraming::Chunked(_) => Vec::new(),
                     };
-                    let complete_here = matches!(framing, BodyFraming::Length(n) if conn.rbuf.len() - conn.rpos >= n);
+                    let complete_here = matches!(framing, BodyFraming::Length { len, .. } if conn.rbuf.len() - conn.rpos >= len);
                     if head.expect_continue && !complete_here {
                         conn.wbuf.extend_from_slice(response::CONTINUE);
                     }
                     conn.phase = Phase::Body {
                         head,
-                        body: Vec::with_capacity(capacity),
+                        body,
                         framing,
                     };
                 }
                 Phase::Body { body, framing, .. } => {
                     let input = &conn.rbuf[conn.rpos..];
                     let done = match framing {
-                        BodyFraming::Length(len) => {
-                            let take = input.len().min(*len - body.len());
-                            body.extend_from_slice(&input[..take]);
+                        BodyFraming::Length { len, filled } => {
+                            let take = input.len().min(*len - *filled);
+                            body[*filled..*filled + take].copy_from_slice(&input[..take]);
+                            *filled += take;
                             conn.rpos += take;
-                            body.len() == *len
+                            *filled == *len
                         }
                         BodyFraming::Chunked(decoder) => {
                             match decoder.decode(input, body, max_body) {
@@ -1325,12 +1340,23 @@ fn too_slow(conn: &Conn, read_timeout: Duration, now: Instant) -> bool {
         return false;
     };
     let allowance = match &conn.phase {
-        Phase::Body { body, .. } => {
-            read_timeout + Duration::from_millis(body.len() as u64 * 1000 / MIN_BODY_RATE)
+        Phase::Body { body, framing, .. } => {
+            let received = framing.received(body) as u64;
+            read_timeout + Duration::from_millis(received * 1000 / MIN_BODY_RATE)
         }
         _ => read_timeout,
     };
     now.duration_since(started) >= allowance
+}
+
+/// One read, retried on `EINTR`.
+fn read_retrying(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
 }
 
 /// Write queued output until done or `WouldBlock`.
