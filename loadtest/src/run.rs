@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -201,11 +201,18 @@ fn supervise(
         if http_done && udp.is_none_or(|u| u.is_finished()) {
             break;
         }
-        if let Ok(t) = rx.recv_timeout(TICK) {
-            if let Some(slot) = last.get_mut(t.thread) {
-                *slot = (t.lines, t.requests, t.errors);
+        match rx.recv_timeout(TICK) {
+            Ok(t) => {
+                if let Some(slot) = last.get_mut(t.thread) {
+                    *slot = (t.lines, t.requests, t.errors);
+                }
+                let _ = interval.add(&t.interval);
             }
-            let _ = interval.add(&t.interval);
+            Err(RecvTimeoutError::Timeout) => {}
+            // Without progress no thread holds a sender, so the channel is closed from
+            // the start and would return at once: this wait must not become a spin that
+            // takes a core from the process under test.
+            Err(RecvTimeoutError::Disconnected) => thread::sleep(TICK),
         }
         if progress && Instant::now() >= next_print {
             let total = last
