@@ -3,10 +3,13 @@
 //!
 //! Batches that are already queued are packed together, so a trickle of small
 //! datagrams leaves as few full ones; the datagram being built is sent as soon as the
-//! queue is empty, so packing never waits for more input.
+//! queue is empty, so packing never waits for more input. Finished datagrams leave up
+//! to [`SEND_BATCH`] per `sendmmsg(2)`: on loopback a `send` costs about 3 µs of kernel
+//! time, part of it entering and leaving the system call.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -22,6 +25,10 @@ use crate::metrics::UdpOutputStats;
 /// most a few hundred KiB, usually a few KiB) and is shared by all outputs of its
 /// listener, so this bounds memory at a few tens of MiB per listener in the worst case.
 pub const QUEUE_CAPACITY: usize = 256;
+
+/// Datagrams handed to the kernel per `sendmmsg`, at most. A sender that has this many
+/// finished sends them at once, without waiting for the queue to empty.
+const SEND_BATCH: usize = 64;
 
 /// How often a repeated send error or a full queue is logged, at most (5 s).
 const LOG_INTERVAL_MS: u64 = 5_000;
@@ -125,19 +132,24 @@ fn connect(to: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Runs until `Stop` arrives or every sender is gone (the relay failed to start).
 fn run(rx: &Receiver<Message>, link: &mut Link, mtu: usize) {
-    let stats = link.stats.clone();
     let mut packer = Packer::new(mtu);
-    let mut emit = |datagram: &[u8], lines: usize| link.send(datagram, lines);
     loop {
         let mut next = rx.recv().ok();
         let mut stop = next.is_none();
         while let Some(message) = next {
             match message {
                 Message::Lines(batch) => {
+                    let mut too_long = 0;
                     for line in batch.lines() {
-                        if packer.push(line, &mut emit) == Push::TooLong {
-                            stats.lines_too_long.inc();
+                        if packer.push(line) == Push::TooLong {
+                            too_long += 1;
                         }
+                    }
+                    if too_long > 0 {
+                        link.stats.lines_too_long.add(too_long);
+                    }
+                    if packer.finished() >= SEND_BATCH {
+                        link.send(&mut packer);
                     }
                 }
                 Message::Stop => {
@@ -147,7 +159,8 @@ fn run(rx: &Receiver<Message>, link: &mut Link, mtu: usize) {
             }
             next = rx.try_recv().ok();
         }
-        packer.flush(&mut emit);
+        packer.finish();
+        link.send(&mut packer);
         if stop {
             return;
         }
@@ -164,39 +177,88 @@ struct Link {
 }
 
 impl Link {
-    /// Send one packed datagram of `lines` lines.
-    fn send(&mut self, datagram: &[u8], lines: usize) {
+    /// Send the packer's finished datagrams, [`SEND_BATCH`] per system call, then
+    /// forget them. A datagram the kernel refuses is counted and dropped.
+    fn send(&mut self, packer: &mut Packer) {
+        let total = packer.finished();
+        let mut first = 0;
         let mut retried = false;
-        loop {
-            match self.socket.send(datagram) {
-                Ok(_) => {
-                    self.stats.datagrams_out.inc();
-                    self.stats.lines_out.add(lines as u64);
-                    self.stats.bytes_out.add(datagram.len() as u64);
-                    return;
+        while first < total {
+            let n = (total - first).min(SEND_BATCH);
+            match send_batch(self.socket.as_raw_fd(), packer, first, n) {
+                Ok(sent) => {
+                    let mut lines = 0;
+                    let mut bytes = 0;
+                    for i in first..first + sent {
+                        let (datagram, l) = packer.datagram(i);
+                        lines += l as u64;
+                        bytes += datagram.len() as u64;
+                    }
+                    self.stats.datagrams_out.add(sent as u64);
+                    self.stats.lines_out.add(lines);
+                    self.stats.bytes_out.add(bytes);
+                    first += sent;
+                    retried = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // An ICMP "port unreachable" for an earlier datagram is reported on
-                // this send, which the kernel then did not carry out: one retry sends it.
+                // An ICMP "port unreachable" for an earlier datagram is reported on this
+                // call, which then did not send datagram `first`: one retry sends it.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && !retried => {
                     retried = true;
                 }
                 Err(e) => {
-                    self.stats.send_errors.inc();
-                    self.stats.lines_send_failed.add(lines as u64);
-                    if let Some(suppressed) = self.error_log.check() {
-                        crate::warn!(
-                            "udp output send failed; datagram dropped",
-                            listener = self.listener,
-                            output = self.output,
-                            error = e,
-                            suppressed = suppressed
-                        );
-                    }
-                    return;
+                    self.failed(packer, first, e);
+                    first += 1;
+                    retried = false;
                 }
             }
         }
+        packer.clear_finished();
+    }
+
+    /// Count datagram `i` as refused and log (rate-limited).
+    fn failed(&mut self, packer: &Packer, i: usize, e: io::Error) {
+        let (_, lines) = packer.datagram(i);
+        self.stats.send_errors.inc();
+        self.stats.lines_send_failed.add(lines as u64);
+        if let Some(suppressed) = self.error_log.check() {
+            crate::warn!(
+                "udp output send failed; datagram dropped",
+                listener = self.listener,
+                output = self.output,
+                error = e,
+                suppressed = suppressed
+            );
+        }
+    }
+}
+
+/// One `sendmmsg(2)` of the packer's finished datagrams `first..first + n` (`n` at most
+/// [`SEND_BATCH`]) on the connected socket `fd`: how many the kernel took (≥ 1), or the
+/// error for datagram `first`, which was then not sent.
+fn send_batch(fd: RawFd, packer: &Packer, first: usize, n: usize) -> io::Result<usize> {
+    let n = n.min(SEND_BATCH);
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, (iov, msg)) in iovs.iter_mut().zip(msgs.iter_mut()).take(n).enumerate() {
+        let (datagram, _) = packer.datagram(first + i);
+        *iov = libc::iovec {
+            iov_base: datagram.as_ptr() as *mut libc::c_void,
+            iov_len: datagram.len(),
+        };
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: the first `n` headers each point at their own iovec, which points into
+    // the packer's buffer; `packer` is borrowed for the whole call, so nothing moves
+    // or changes, and the kernel only reads the payloads.
+    let rc = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    match rc {
+        ..0 => Err(io::Error::last_os_error()),
+        // Only a call with no messages returns 0; never loop on one.
+        0 => Err(io::ErrorKind::WriteZero.into()),
+        _ => Ok(rc as usize),
     }
 }
 
@@ -245,6 +307,64 @@ mod tests {
         assert_eq!(s.lines_too_long.get(), 1);
         assert_eq!(s.datagrams_out.get(), datagrams.len() as u64);
         assert_eq!(s.bytes_out.get(), all.len() as u64);
+    }
+
+    /// More datagrams than one `sendmmsg` takes, from batches of every size, all queued
+    /// before the sender looks: what arrives is exactly what packing one datagram at a
+    /// time gives, in order.
+    #[test]
+    fn batched_sends_carry_exactly_the_packed_datagrams() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mtu = 200;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut all_lines = Vec::new();
+        for b in 0..40 {
+            let lines: Vec<String> = (0..b % 13 + 1)
+                .map(|i| {
+                    let pad = "x".repeat((b * 7 + i * 31) % 190);
+                    format!("m,b={b} v={i}i,pad=\"{pad}\" {b}")
+                })
+                .collect();
+            tx.send(Message::Lines(batch(&lines.join("\n")))).unwrap();
+            all_lines.extend(lines);
+        }
+        tx.send(Message::Stop).unwrap();
+        let stats = Arc::new(UdpOutputStats::default());
+        let mut link = Link {
+            socket: connect(sink.local_addr().unwrap()).unwrap(),
+            stats: stats.clone(),
+            listener: "in".into(),
+            output: "sink".into(),
+            error_log: RateLimit::new(LOG_INTERVAL_MS),
+        };
+        let reader = std::thread::spawn(move || recv_all(&sink));
+        run(&rx, &mut link, mtu);
+        let datagrams: Vec<String> = reader
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|d| String::from_utf8(d).unwrap())
+            .collect();
+
+        let mut expected = vec![String::new()];
+        let mut too_long = 0;
+        for line in &all_lines {
+            let line = format!("{line}\n");
+            if line.len() > mtu {
+                too_long += 1;
+                continue;
+            }
+            if expected.last().unwrap().len() + line.len() > mtu {
+                expected.push(String::new());
+            }
+            expected.last_mut().unwrap().push_str(&line);
+        }
+        assert!(too_long > 0 && expected.len() > SEND_BATCH);
+        assert_eq!(datagrams, expected);
+        assert_eq!(stats.datagrams_out.get(), expected.len() as u64);
+        assert_eq!(stats.lines_out.get() + too_long, all_lines.len() as u64);
+        assert_eq!(stats.lines_too_long.get(), too_long);
+        assert_eq!(stats.bytes_out.get(), expected.concat().len() as u64);
     }
 
     #[test]
