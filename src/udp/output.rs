@@ -10,10 +10,11 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::pack::{Packer, Push};
 use super::scan::LineBatch;
@@ -21,10 +22,18 @@ use crate::config::UdpOutput;
 use crate::log::RateLimit;
 use crate::metrics::UdpOutputStats;
 
-/// Batches that may wait for one output. A batch is one socket drain of one loop (at
-/// most a few hundred KiB, usually a few KiB) and is shared by all outputs of its
-/// listener, so this bounds memory at a few tens of MiB per listener in the worst case.
-pub const QUEUE_CAPACITY: usize = 256;
+/// Bytes of lines that may wait for one output (32 MiB). A sender that gets no CPU for
+/// a while (the loops, the other outputs and the rest of the host compete for it) must
+/// not cost lines as long as it catches up: at 100 000 datagrams/s of 1.35 kB this is a
+/// quarter of a second. Batches are shared by all outputs of a listener, so this also
+/// bounds the memory a listener's queues hold to 32 MiB per output.
+pub const QUEUE_BYTES: usize = 32 << 20;
+
+/// Batches that may wait for one output, whatever their size. A batch is one socket
+/// drain of one loop: at 100 000 datagrams/s about fifteen datagrams, 20 KiB. Counting
+/// batches alone filled 256 of them in 40 ms; bytes are the real bound now, and this
+/// one only caps the bookkeeping of a flood of tiny batches.
+pub const QUEUE_CAPACITY: usize = 8192;
 
 /// Datagrams handed to the kernel per `sendmmsg`, at most. A sender that has this many
 /// finished sends them at once, without waiting for the queue to empty.
@@ -44,24 +53,28 @@ pub struct OutputHandle {
     pub config: UdpOutput,
     pub stats: Arc<UdpOutputStats>,
     tx: Sender<Message>,
+    /// Bytes of lines queued and not yet packed by the sender (at most [`QUEUE_BYTES`]).
+    queued: Arc<AtomicUsize>,
     full_log: RateLimit,
 }
 
 impl OutputHandle {
     /// Queue a batch without blocking; a full queue drops it and counts its lines.
     pub(super) fn offer(&self, listener: &str, batch: &Arc<LineBatch>) {
-        match self.tx.try_send(Message::Lines(batch.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.lines_queue_full.add(batch.points() as u64);
-                if let Some(suppressed) = self.full_log.check() {
-                    crate::warn!(
-                        "udp output queue full; dropping lines",
-                        listener = listener,
-                        output = self.config.name,
-                        suppressed = suppressed
-                    );
-                }
+        let bytes = batch.len_bytes();
+        // Reserve first, so loops offering at the same time cannot overshoot together.
+        let fits = self.queued.fetch_add(bytes, Ordering::Relaxed) + bytes <= QUEUE_BYTES;
+        let sent = fits && self.tx.try_send(Message::Lines(batch.clone())).is_ok();
+        if !sent {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.stats.lines_queue_full.add(batch.points() as u64);
+            if let Some(suppressed) = self.full_log.check() {
+                crate::warn!(
+                    "udp output queue full; dropping lines",
+                    listener = listener,
+                    output = self.config.name,
+                    suppressed = suppressed
+                );
             }
         }
     }
@@ -98,8 +111,10 @@ pub(super) fn start(
     })?;
     let stats = Arc::new(UdpOutputStats::default());
     let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+    let queued = Arc::new(AtomicUsize::new(0));
     let mut link = Link {
         socket,
+        queued: queued.clone(),
         stats: stats.clone(),
         listener: listener.to_string(),
         output: config.name.clone(),
@@ -114,6 +129,7 @@ pub(super) fn start(
             config: config.clone(),
             stats,
             tx: tx.clone(),
+            queued,
             full_log: RateLimit::new(LOG_INTERVAL_MS),
         },
         OutputThread { tx, handle },
@@ -148,6 +164,9 @@ fn run(rx: &Receiver<Message>, link: &mut Link, mtu: usize) {
                     if too_long > 0 {
                         link.stats.lines_too_long.add(too_long);
                     }
+                    // Packed: the queue no longer holds these bytes (the packer does,
+                    // up to SEND_BATCH datagrams).
+                    link.queued.fetch_sub(batch.len_bytes(), Ordering::Relaxed);
                     if packer.finished() >= SEND_BATCH {
                         link.send(&mut packer);
                     }
@@ -170,6 +189,8 @@ fn run(rx: &Receiver<Message>, link: &mut Link, mtu: usize) {
 /// The connected socket and the counters of one output.
 struct Link {
     socket: UdpSocket,
+    /// The handle's count of queued bytes.
+    queued: Arc<AtomicUsize>,
     stats: Arc<UdpOutputStats>,
     listener: String,
     output: String,
@@ -318,6 +339,7 @@ mod tests {
         let mtu = 200;
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut all_lines = Vec::new();
+        let mut queued = 0;
         for b in 0..40 {
             let lines: Vec<String> = (0..b % 13 + 1)
                 .map(|i| {
@@ -325,13 +347,16 @@ mod tests {
                     format!("m,b={b} v={i}i,pad=\"{pad}\" {b}")
                 })
                 .collect();
-            tx.send(Message::Lines(batch(&lines.join("\n")))).unwrap();
+            let b = batch(&lines.join("\n"));
+            queued += b.len_bytes();
+            tx.send(Message::Lines(b)).unwrap();
             all_lines.extend(lines);
         }
         tx.send(Message::Stop).unwrap();
         let stats = Arc::new(UdpOutputStats::default());
         let mut link = Link {
             socket: connect(sink.local_addr().unwrap()).unwrap(),
+            queued: Arc::new(AtomicUsize::new(queued)),
             stats: stats.clone(),
             listener: "in".into(),
             output: "sink".into(),
@@ -365,6 +390,7 @@ mod tests {
         assert_eq!(stats.lines_out.get() + too_long, all_lines.len() as u64);
         assert_eq!(stats.lines_too_long.get(), too_long);
         assert_eq!(stats.bytes_out.get(), expected.concat().len() as u64);
+        assert_eq!(link.queued.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -394,6 +420,7 @@ mod tests {
             config: output(sink.local_addr().unwrap(), 1024),
             stats: Arc::default(),
             tx,
+            queued: Arc::default(),
             full_log: RateLimit::new(LOG_INTERVAL_MS),
         };
         let b = batch("a v=1 1\nb v=2 2");
@@ -401,5 +428,30 @@ mod tests {
         handle.offer("in", &b);
         handle.offer("in", &b);
         assert_eq!(handle.stats.lines_queue_full.get(), 4);
+        assert_eq!(handle.queued.load(Ordering::Relaxed), b.len_bytes());
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes_and_gives_them_back_once_packed() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (handle, thread) = start("in", &output(sink.local_addr().unwrap(), 1024)).unwrap();
+        let b = batch("a v=1 1\nb v=2 2");
+        // As if the sender had fallen behind by all but a few bytes.
+        handle
+            .queued
+            .store(QUEUE_BYTES - b.len_bytes() + 1, Ordering::Relaxed);
+        handle.offer("in", &b);
+        assert_eq!(handle.stats.lines_queue_full.get(), 2);
+        handle
+            .queued
+            .store(QUEUE_BYTES - b.len_bytes(), Ordering::Relaxed);
+        handle.offer("in", &b);
+        thread.stop();
+        assert_eq!(handle.stats.lines_queue_full.get(), 2);
+        assert_eq!(handle.stats.lines_out.get(), 2);
+        assert_eq!(
+            handle.queued.load(Ordering::Relaxed),
+            QUEUE_BYTES - b.len_bytes()
+        );
     }
 }
