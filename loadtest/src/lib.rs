@@ -15,6 +15,7 @@ pub mod args;
 pub mod client;
 pub mod gen;
 pub mod json;
+pub mod mmsg;
 pub mod report;
 pub mod run;
 pub mod scan;

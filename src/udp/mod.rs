@@ -222,11 +222,9 @@ impl LoopSocket {
         if self.batch.is_empty() {
             return;
         }
-        let capacity = self.batch.len_bytes();
-        let batch = Arc::new(std::mem::replace(
-            &mut self.batch,
-            LineBatch::with_capacity(capacity),
-        ));
+        // The next batch is probably as large: size it so it does not grow piecemeal.
+        let next = LineBatch::with_capacity(self.batch.len_bytes(), self.batch.points());
+        let batch = Arc::new(std::mem::replace(&mut self.batch, next));
         for o in &listener.outputs {
             o.offer(&listener.config.name, &batch);
         }

@@ -6,6 +6,8 @@
 //! timestamp, `\r` dropped) and appended to a [`LineBatch`] that remembers where each
 //! line ends, so outputs can pack whole lines without scanning again.
 
+use memchr::memchr;
+
 use crate::lineproto::{self, LineKind};
 
 /// Stamped lines of one or more datagrams, shared (in an `Arc`) by every output of a
@@ -17,17 +19,13 @@ pub struct LineBatch {
     data: Vec<u8>,
     /// Exclusive end of each line in `data`, ascending; the last equals `data.len()`.
     ends: Vec<u32>,
-    /// Point lines in `data`: more than `ends.len()` only if the scanner saw several
-    /// points where the splitter saw one line (they then travel together).
-    points: usize,
 }
 
 impl LineBatch {
-    pub fn with_capacity(bytes: usize) -> LineBatch {
+    pub fn with_capacity(bytes: usize, lines: usize) -> LineBatch {
         LineBatch {
             data: Vec::with_capacity(bytes),
-            ends: Vec::new(),
-            points: 0,
+            ends: Vec::with_capacity(lines),
         }
     }
 
@@ -42,7 +40,7 @@ impl LineBatch {
 
     /// Point lines held (what the counters count).
     pub fn points(&self) -> usize {
-        self.points
+        self.ends.len()
     }
 
     /// The lines, each with its final `\n`.
@@ -64,26 +62,38 @@ impl LineBatch {
             b.data.extend_from_slice(line.as_bytes());
             b.data.push(b'\n');
             b.ends.push(b.data.len() as u32);
-            b.points += 1;
         }
         b
     }
 
-    /// Append one checked line, stamped with `ts` if it has no timestamp.
-    fn push_stamped(&mut self, line: &[u8], points: usize, ts: i64) {
-        let start = self.data.len();
-        lineproto::stamp_body(line, ts, &mut self.data);
-        if self.data.len() == start {
-            return;
+    /// Append one checked point line (`text`: no `\n`, no trailing `\r`), with ` ts`
+    /// after its trailing blanks if it has no timestamp: the form `stamp_body` gives.
+    fn push_point(&mut self, text: &[u8], has_timestamp: bool, ts: i64) {
+        if has_timestamp {
+            self.data.extend_from_slice(text);
+        } else {
+            self.data.extend_from_slice(trim_end_blanks(text));
+            self.data.push(b' ');
+            lineproto::write_timestamp(&mut self.data, ts);
         }
-        if self.data.last() != Some(&b'\n') {
-            self.data.push(b'\n');
-        }
+        self.data.push(b'\n');
         // A datagram is at most 64 KiB and a batch is flushed at a fraction of 4 GiB.
         self.ends
             .push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
-        self.points += points;
     }
+}
+
+fn trim_end_blanks(text: &[u8]) -> &[u8] {
+    let end = text
+        .iter()
+        .rposition(|&b| !matches!(b, b' ' | b'\t'))
+        .map_or(0, |i| i + 1);
+    &text[..end]
+}
+
+/// `raw` without a trailing `\r` (SPEC §4.3), as [`lineproto::Line::text`] gives it.
+fn text_of(raw: &[u8]) -> &[u8] {
+    raw.strip_suffix(b"\r").unwrap_or(raw)
 }
 
 /// What one datagram contributed.
@@ -97,17 +107,35 @@ pub struct Scanned {
 
 /// Check every line of `datagram` and append the good ones to `out`, stamped with `ts`
 /// (already in the listener's precision). Blank lines and comments are skipped.
+///
+/// The lines are those of [`lineproto::split_lines`], found in one pass: each line is
+/// first taken to end at the next `\n` and checked. Only a string value can hold a
+/// `\n`, and a line cut inside one does not check, so only a line that fails and holds
+/// a `"` is split again the quote-aware way (as `check_body` does for HTTP bodies).
 pub fn scan_datagram(datagram: &[u8], ts: i64, out: &mut LineBatch) -> Scanned {
     let mut scanned = Scanned::default();
-    for line in lineproto::split_lines(datagram) {
-        match lineproto::check_line(line.text()) {
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let nl = memchr(b'\n', rest).unwrap_or(rest.len());
+        let mut raw = &rest[..nl];
+        let mut kind = lineproto::check_line(text_of(raw));
+        if kind.is_err() && nl < rest.len() && memchr(b'"', raw).is_some() {
+            if let Some(line) = lineproto::split_lines(rest).next() {
+                if line.raw.len() != raw.len() {
+                    raw = line.raw;
+                    kind = lineproto::check_line(line.text());
+                }
+            }
+        }
+        match kind {
             Err(_) => scanned.bad += 1,
             Ok(LineKind::Blank | LineKind::Comment) => {}
-            Ok(LineKind::Point { .. }) => {
-                out.push_stamped(line.raw, 1, ts);
+            Ok(LineKind::Point { has_timestamp }) => {
+                out.push_point(text_of(raw), has_timestamp, ts);
                 scanned.lines += 1;
             }
         }
+        rest = rest.get(raw.len() + 1..).unwrap_or_default();
     }
     scanned
 }
@@ -197,6 +225,70 @@ mod tests {
                 [format!("m v=1 {want}\n")],
                 "{precision:?}"
             );
+        }
+    }
+
+    /// What the scanner did before it split in one pass: `split_lines`, then
+    /// `check_line` and `stamp_body` per line. The fast path must agree with it.
+    fn reference(datagram: &[u8], ts: i64) -> (Vec<u8>, Scanned) {
+        let mut out = Vec::new();
+        let mut scanned = Scanned::default();
+        for line in lineproto::split_lines(datagram) {
+            match lineproto::check_line(line.text()) {
+                Err(_) => scanned.bad += 1,
+                Ok(LineKind::Blank | LineKind::Comment) => {}
+                Ok(LineKind::Point { .. }) => {
+                    lineproto::stamp_body(line.raw, ts, &mut out);
+                    scanned.lines += 1;
+                }
+            }
+        }
+        (out, scanned)
+    }
+
+    fn check_against_reference(datagram: &[u8]) {
+        let mut batch = LineBatch::default();
+        let got = scan_datagram(datagram, 42, &mut batch);
+        let (want, want_scanned) = reference(datagram, 42);
+        assert_eq!(
+            (String::from_utf8_lossy(&batch.data), got),
+            (String::from_utf8_lossy(&want), want_scanned),
+            "{:?}",
+            String::from_utf8_lossy(datagram)
+        );
+        assert_eq!(batch.points(), got.lines);
+        assert!(batch.lines().all(|l| l.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn one_pass_agrees_with_split_then_check_on_tricky_lines() {
+        for d in [
+            "a s=\"x\ny\" 5\nb v=2",
+            "a s=\"x\ny\",t=\"p\nq\" \nb v=2 \t\r\n",
+            "a s=\"x\nb v=2",
+            "a,t=\"x v=1\nb s=\"\n\"",
+            "# c \"x\na v=1\n  # \"\n",
+            "a v=1\\\nb v=2\n",
+            "a\\ \"b v=\"x\ny\" 1\n",
+            "a s=\"\\\"\n\" 1\r\n\r\n\n",
+            "a v=1 \t \nb v=2i 3 \n",
+        ] {
+            check_against_reference(d.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_agrees_with_split_then_check(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "b", "v", "=", "\"", "\n", " ", ",", "\\", "1", "#", "\r",
+                    "i", "t", "\t", "x=1", "m v=1", "m,t=a s=\"", "\" 5", "e", ".",
+                ]),
+                0..40,
+            )
+        ) {
+            check_against_reference(parts.concat().as_bytes());
         }
     }
 
