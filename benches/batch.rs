@@ -54,7 +54,8 @@ fn bench(c: &mut Criterion) {
                         .expect("has points");
                         assert_eq!(batch.points, lines);
                         assert_eq!(batch.body.len(), want_len);
-                        assert_eq!(&*batch.query, "db=telegraf&precision=ns&rp=autogen");
+                        // `ns` is forwarded as `n`, the spelling InfluxDB 1.x reads.
+                        assert_eq!(&*batch.query, "db=telegraf&precision=n&rp=autogen");
                         batch
                     },
                     BatchSize::LargeInput,

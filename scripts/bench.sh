@@ -29,7 +29,8 @@ usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
 # Parallel keep-alive connections per output; see BENCHMARKS.md for the sweep.
-CONCURRENCY=${BENCH_CONCURRENCY:-16}
+# The relay's default (strict per-backend order); --concurrency to try others.
+CONCURRENCY=${BENCH_CONCURRENCY:-1}
 ONLY=""
 HAPROXY=1
 BUILD=1
