@@ -16,6 +16,25 @@ fn seq_body(m: &str, from: u64, n: u64) -> String {
         .collect()
 }
 
+/// One output per backend (`b0`, `b1`, …), each with a spool of `spool_mb` MiB and its
+/// replay backoff capped at `max_delay`.
+fn spooled(
+    ack: &str,
+    backends: &[Influxd],
+    timeout: &str,
+    spool_mb: i64,
+    max_delay: &str,
+) -> RelayConfig {
+    let mut cfg = RelayConfig::new().http_listener("in", ack);
+    for (i, b) in backends.iter().enumerate() {
+        cfg = cfg
+            .output(&format!("b{i}"), &b.write_url(), timeout)
+            .output_opt("spool-size-mb", spool_mb)
+            .output_opt("max-delay-interval", max_delay);
+    }
+    cfg
+}
+
 fn own_backends(n: usize, db: &str) -> Vec<Influxd> {
     let backends = Influxd::start_n(n);
     for b in &backends {
@@ -37,11 +56,7 @@ fn wait_count(b: &Influxd, db: &str, m: &str, want: u64) -> u64 {
 fn single_backend_down_with_spool_answers_204_and_loses_nothing() {
     let db = unique_db("dur_single");
     let mut backends = own_backends(1, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "any")
-        .outputs_to(backends.iter(), "1s")
-        .output_opt("spool-size-mb", 64)
-        .output_opt("max-delay-interval", "1s");
+    let cfg = spooled("any", &backends, "1s", 64, "1s");
     let relay = Relay::start(&cfg.to_toml());
     backends[0].kill9();
     for r in 0..20 {
@@ -80,11 +95,7 @@ fn ram_buffer_overflow_is_caught_by_the_spool() {
 fn kill9_of_the_relay_with_a_spool_loses_no_acknowledged_write_and_torn_tail_is_cut() {
     let db = unique_db("dur_kill9");
     let mut backends = own_backends(1, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "any")
-        .outputs_to(backends.iter(), "1s")
-        .output_opt("spool-size-mb", 64)
-        .output_opt("max-delay-interval", "1s");
+    let cfg = spooled("any", &backends, "1s", 64, "1s");
     let toml = cfg.to_toml();
     let relay = Relay::start(&toml);
     backends[0].kill9();
@@ -135,11 +146,7 @@ fn find_files(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
 fn overwrite_order_is_kept_after_recovery() {
     let db = unique_db("dur_order");
     let mut backends = own_backends(2, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "any")
-        .outputs_to(backends.iter(), "1s")
-        .output_opt("spool-size-mb", 64)
-        .output_opt("max-delay-interval", "3s");
+    let cfg = spooled("any", &backends, "1s", 64, "3s");
     let relay = Relay::start(&cfg.to_toml());
     backends[1].kill9();
     assert_eq!(relay.write(&db, "ow v=1i 1000\n").status, 204);
@@ -261,11 +268,7 @@ fn unwritable_spool_dir_fails_writes_for_that_backend_and_the_relay_keeps_servin
 fn randomised_outages_and_restarts_lose_no_acknowledged_point() {
     let db = unique_db("dur_oracle");
     let mut backends = own_backends(2, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "all")
-        .outputs_to(backends.iter(), "1s")
-        .output_opt("spool-size-mb", 64)
-        .output_opt("max-delay-interval", "500ms");
+    let cfg = spooled("all", &backends, "1s", 64, "500ms");
     let toml = cfg.to_toml();
     let mut relay = Some(Relay::start(&toml));
     // A small deterministic generator: the same schedule on every run.
@@ -352,12 +355,7 @@ fn randomised_outages_and_restarts_lose_no_acknowledged_point() {
 fn sigterm_hands_waiting_writes_to_the_spool() {
     let db = unique_db("dur_sigterm");
     let mut backends = own_backends(2, &db);
-    let cfg = RelayConfig::new()
-        .global("shutdown-timeout", "5s")
-        .http_listener("in", "any")
-        .outputs_to(backends.iter(), "2s")
-        .output_opt("spool-size-mb", 16)
-        .output_opt("max-delay-interval", "500ms");
+    let cfg = spooled("any", &backends, "2s", 16, "500ms").global("shutdown-timeout", "5s");
     let toml = cfg.to_toml();
     let mut relay = Relay::start(&toml);
     backends[1].pause();
@@ -379,11 +377,7 @@ fn sigterm_hands_waiting_writes_to_the_spool() {
 fn a_hung_backend_with_a_spool_still_gets_204_within_the_timeout() {
     let db = unique_db("dur_hung");
     let mut backends = own_backends(1, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "any")
-        .outputs_to(backends.iter(), "1s")
-        .output_opt("spool-size-mb", 16)
-        .output_opt("max-delay-interval", "500ms");
+    let cfg = spooled("any", &backends, "1s", 16, "500ms");
     let relay = Relay::start(&cfg.to_toml());
     backends[0].pause();
     let started = std::time::Instant::now();
