@@ -606,3 +606,38 @@ fn log_failure(shared: &Shared, what: &dyn std::fmt::Display) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_make_one_directory_each() {
+        assert_eq!(
+            path_safe("http://127.0.0.1:9096"),
+            "http%3A%2F%2F127.0.0.1%3A9096"
+        );
+        assert_eq!(path_safe("local-1_a.b"), "local-1_a.b");
+        assert_eq!(path_safe(".."), "%2E.");
+        assert!(!path_safe("a/../b").contains('/'));
+    }
+
+    #[test]
+    fn query_path_sits_beside_the_write_path() {
+        assert_eq!(query_path_of("/write"), "/query");
+        assert_eq!(query_path_of("/influx/write"), "/influx/query");
+        assert_eq!(query_path_of("/custom"), "/query");
+    }
+
+    #[test]
+    fn direct_attempts_leave_time_to_spool() {
+        assert_eq!(
+            direct_timeout(Duration::from_secs(10)),
+            Duration::from_millis(9750)
+        );
+        assert_eq!(
+            direct_timeout(Duration::from_secs(1)),
+            Duration::from_millis(900)
+        );
+    }
+}
