@@ -10,6 +10,7 @@
 pub mod client;
 mod queue;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -117,6 +118,79 @@ pub struct BackendHandle {
     tx: Sender<Job>,
     pub stats: Arc<BackendStats>,
     control: Arc<Control>,
+    /// Where writes go when the channel is full, for a backend that can queue them
+    /// (RAM buffer or spool); `None` without either.
+    overflow: Option<Arc<Overflow>>,
+}
+
+/// Writes that found a buffering backend's channel full, waiting (in order) for its
+/// worker to queue them. Without this, a worker stuck on a hung backend for up to
+/// `timeout` would make its channel drop writes that its spool could have kept.
+/// While `active`, every new write for the backend comes here, behind the others, so
+/// the order of writes is kept; the worker drains the channel, then this list, into
+/// its queue, and only then clears `active`.
+struct Overflow {
+    active: AtomicBool,
+    /// Jobs and the body bytes they hold.
+    jobs: Mutex<(VecDeque<Job>, usize)>,
+    /// Bound on those bytes: past it, writes are dropped and counted (`queue_full`).
+    limit: usize,
+}
+
+/// The most RAM the overflow list of one backend may hold, in body bytes: 64 MiB (or
+/// the backend's RAM buffer or spool size when smaller).
+const OVERFLOW_LIMIT: usize = 64 << 20;
+
+/// What became of a write offered to the overflow list.
+enum Offer {
+    /// Taken (queued behind the others, or dropped and counted when over the limit).
+    Taken,
+    /// The list is not active any more: use the channel.
+    Declined(Job),
+}
+
+impl Overflow {
+    fn offer(&self, job: Job, stats: &BackendStats, activate: bool) -> Offer {
+        let Ok(mut guard) = self.jobs.lock() else {
+            return Offer::Declined(job);
+        };
+        if !activate && !self.active.load(Ordering::Acquire) {
+            return Offer::Declined(job);
+        }
+        let (jobs, bytes) = &mut *guard;
+        let len = job.batch.body.len();
+        if *bytes + len > self.limit {
+            drop_job(stats, job);
+            return Offer::Taken;
+        }
+        *bytes += len;
+        jobs.push_back(job);
+        self.active.store(true, Ordering::Release);
+        Offer::Taken
+    }
+
+    /// Everything waiting, in order; the list is inactive again once this returns.
+    fn take_all(&self) -> VecDeque<Job> {
+        let Ok(mut guard) = self.jobs.lock() else {
+            return VecDeque::new();
+        };
+        let (jobs, bytes) = &mut *guard;
+        *bytes = 0;
+        self.active.store(false, Ordering::Release);
+        std::mem::take(jobs)
+    }
+}
+
+/// A write the backend will never see: counted, and its client told.
+fn drop_job(stats: &BackendStats, job: Job) {
+    stats.dropped_queue_full.add(job.batch.points as u64);
+    stats.failed_requests.inc();
+    if let Some(reply) = job.reply {
+        reply.send(Outcome::Failed {
+            status: None,
+            body: Arc::from(&b""[..]),
+        });
+    }
 }
 
 /// Shutdown signalling between the relay and a backend's threads.
@@ -151,18 +225,23 @@ impl BackendHandle {
     /// Hand `job` to the backend without blocking. A full channel means the backend
     /// is far behind: the job is reported failed and counted.
     pub fn submit(&self, job: Job) {
+        let job = match &self.overflow {
+            // Writes already overflowing: this one goes behind them.
+            Some(o) if o.active.load(Ordering::Acquire) => match o.offer(job, &self.stats, false) {
+                Offer::Taken => return,
+                Offer::Declined(job) => job,
+            },
+            _ => job,
+        };
         match self.tx.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
-                self.stats.dropped_queue_full.add(job.batch.points as u64);
-                self.stats.failed_requests.inc();
-                if let Some(reply) = job.reply {
-                    reply.send(Outcome::Failed {
-                        status: None,
-                        body: Arc::from(&b""[..]),
-                    });
+            Err(TrySendError::Full(job)) => match &self.overflow {
+                Some(o) => {
+                    let _ = o.offer(job, &self.stats, true);
                 }
-            }
+                None => drop_job(&self.stats, job),
+            },
+            Err(TrySendError::Disconnected(job)) => drop_job(&self.stats, job),
         }
     }
 }
@@ -228,14 +307,27 @@ impl Backend {
             }
             shared.queue = Mutex::new(Queue::new(store));
         }
+        let overflow = shared.buffering.then(|| {
+            let store_limit = if output.spool_size > 0 {
+                output.spool_size as usize
+            } else {
+                output.buffer_size
+            };
+            Arc::new(Overflow {
+                active: AtomicBool::new(false),
+                jobs: Mutex::new((VecDeque::new(), 0)),
+                limit: OVERFLOW_LIMIT.min(store_limit.max(1)),
+            })
+        });
         let shared = Arc::new(shared);
         let mut threads = Vec::new();
         for i in 0..output.concurrency.max(1) {
             let rx: Receiver<Job> = rx.clone();
             let shared = shared.clone();
+            let overflow = overflow.clone();
             let t = std::thread::Builder::new()
                 .name(format!("out-{}-{i}", output.name))
-                .spawn(move || sender_loop(&shared, &rx))?;
+                .spawn(move || sender_loop(&shared, &rx, overflow.as_deref()))?;
             threads.push(t);
         }
         if shared.buffering {
@@ -258,6 +350,7 @@ impl Backend {
                 tx,
                 stats,
                 control,
+                overflow,
             },
             Backend { threads },
         ))
@@ -322,7 +415,7 @@ static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 /// (one fsync) covers all of them.
 const GROUP_COMMIT: usize = 256;
 
-fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
+fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>) {
     let mut client = Client::new(
         shared.output.location.clone(),
         direct_timeout(shared.output.timeout),
@@ -343,6 +436,23 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>) {
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        if let Some(o) = overflow.filter(|o| o.active.load(Ordering::Acquire)) {
+            // The channel overflowed while this worker was busy: queue everything, in
+            // order — this job, the channel, then the overflow list.
+            let mut group = vec![job];
+            while let Ok(job) = rx.try_recv() {
+                group.push(job);
+                if group.len() == GROUP_COMMIT {
+                    queue::enqueue(shared, std::mem::take(&mut group));
+                }
+            }
+            group.extend(o.take_all());
+            while !group.is_empty() {
+                let rest = group.split_off(group.len().min(GROUP_COMMIT));
+                queue::enqueue(shared, std::mem::replace(&mut group, rest));
+            }
+            continue;
+        }
         let closing = shared.control.closing.load(Ordering::Acquire);
         let spooling = shared.buffering && shared.output.spool_size > 0;
         // Order (SPEC §5.2): while anything is queued, new writes go behind it. At

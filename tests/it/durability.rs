@@ -391,3 +391,40 @@ fn a_hung_backend_with_a_spool_still_gets_204_within_the_timeout() {
     backends[0].resume();
     assert_eq!(wait_count(&backends[0], &db, "hung", 10), 10);
 }
+
+/// A hung backend holds its worker for up to `timeout`; writes that arrive meanwhile
+/// overflow its 4 096-job channel. With a spool they must still all arrive.
+#[test]
+fn writes_overflowing_a_hung_backends_channel_are_kept_by_its_spool() {
+    const WRITES: u64 = 6000;
+    let db = unique_db("dur_overflow_channel");
+    let mut backends = own_backends(2, &db);
+    let cfg = spooled("any", &backends, "10s", 64, "500ms");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[1].pause();
+    let addr = relay.addr();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in (w..WRITES).step_by(16) {
+                    let body = format!("ovf seq={i}i {}\n", 1_000_000 + i);
+                    let r = http_request(
+                        addr,
+                        "POST",
+                        &format!("/write?db={db}"),
+                        &[],
+                        body.as_bytes(),
+                    );
+                    assert_eq!(r.status, 204, "{}", r.body_str());
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    backends[1].resume();
+    assert_eq!(count(backends[0].http_addr(), &db, "ovf"), WRITES);
+    assert_eq!(wait_count(&backends[1], &db, "ovf", WRITES), WRITES);
+}
