@@ -425,21 +425,12 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
     // A job taken while coalescing that did not fit; it goes first next time.
     let mut held: Option<Job> = None;
     loop {
-        let job = match held.take().map_or_else(|| rx.recv_timeout(IDLE_POLL), Ok) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) if shared.control.closing.load(Ordering::Acquire) => {
-                return
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                probe_if_down(shared, &mut client);
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
         if let Some(o) = overflow.filter(|o| o.active.load(Ordering::Acquire)) {
             // The channel overflowed while this worker was busy: queue everything, in
-            // order — this job, the channel, then the overflow list.
-            let mut group = vec![job];
+            // order: the job held back, the channel, then the overflow list. Checked
+            // before waiting on the channel, which may stay empty while the list is
+            // active (every new write then goes to the list).
+            let mut group: Vec<Job> = held.take().into_iter().collect();
             while let Ok(job) = rx.try_recv() {
                 group.push(job);
                 if group.len() == GROUP_COMMIT {
@@ -453,6 +444,21 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
             }
             continue;
         }
+        let job = match held.take().map_or_else(|| rx.recv_timeout(IDLE_POLL), Ok) {
+            Ok(job) => job,
+            // Done when shutting down and nothing is left, here or in the overflow list.
+            Err(RecvTimeoutError::Timeout)
+                if shared.control.closing.load(Ordering::Acquire)
+                    && !overflow.is_some_and(|o| o.active.load(Ordering::Acquire)) =>
+            {
+                return
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                probe_if_down(shared, &mut client);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let closing = shared.control.closing.load(Ordering::Acquire);
         let spooling = shared.buffering && shared.output.spool_size > 0;
         // Order (SPEC §5.2): while anything is queued, new writes go behind it. At
