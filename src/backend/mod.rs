@@ -745,6 +745,47 @@ mod tests {
         assert_eq!(query_path_of("/custom"), "/query");
     }
 
+    /// Regression: with the overflow list active every new write goes to it, so the
+    /// channel can stay empty; the worker must still move the list into its queue.
+    #[test]
+    fn an_active_overflow_list_is_drained_while_the_channel_is_empty() {
+        let config = crate::config::parse(
+            "[[http]]\nbind-addr = \"127.0.0.1:1\"\n[[http.output]]\nname = \"dead\"\n\
+             location = \"http://127.0.0.1:1/write\"\ntimeout = \"1s\"\nbuffer-size-mb = 1\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, backend) =
+            Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+        let job = || Job {
+            batch: Arc::new(crate::batch::Batch {
+                kind: Kind::Write,
+                query: "db=x".into(),
+                auth: None,
+                body: b"m v=1 1\n".to_vec(),
+                points: 1,
+            }),
+            reply: None,
+        };
+        let overflow = handle
+            .overflow
+            .as_ref()
+            .expect("a buffering backend has one");
+        assert!(matches!(
+            overflow.offer(job(), &handle.stats, true),
+            Offer::Taken
+        ));
+        handle.submit(job()); // goes behind it, not into the channel
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handle.stats.queued_requests.get() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(handle.stats.queued_requests.get(), 2);
+        assert!(!overflow.active.load(Ordering::Acquire));
+        handle.close(Instant::now());
+        backend.join();
+    }
+
     #[test]
     fn direct_attempts_leave_time_to_spool() {
         assert_eq!(
