@@ -9,6 +9,12 @@
 //!   → outcome back to the owning loop over a channel + mio::Waker → client answer
 //! ```
 //!
+//! `/query` statements travel the same path as writes (a batch of another kind); reads
+//! are proxied by the loop itself to one in-sync backend (`event_loop::proxy`).
+//! Counters live in `metrics` (written by their owning thread, summed on read) and are
+//! rendered by `observe` for `/health`, `/status` and `/metrics`; `relay` starts and
+//! stops everything, `config` is read by all and reads none.
+//!
 //! Every stage downstream of the loop is sans-I/O or owns its own thread: the scanner
 //! and the spool know nothing of sockets, and backends know nothing of the HTTP server.
 
