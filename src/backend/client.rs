@@ -84,6 +84,13 @@ impl Write for Stream {
         }
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_vectored(bufs),
+            Stream::Tls(s) => s.write_vectored(bufs),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(_) => Ok(()),
@@ -223,10 +230,7 @@ impl Client {
         let Some(conn) = self.conn.as_mut() else {
             return Err(SendError::BadResponse("no connection"));
         };
-        conn.write_all(&self.head).map_err(io_error)?;
-        for part in body.iter().filter(|part| !part.is_empty()) {
-            conn.write_all(part).map_err(io_error)?;
-        }
+        write_all_vectored(conn, &self.head, body).map_err(io_error)?;
         conn.flush().map_err(io_error)?;
         self.rbuf.clear();
         let (status, head_len, framing, close) = loop {
@@ -279,6 +283,26 @@ impl Client {
         }
         Ok(Response { status, body })
     }
+}
+
+/// Head and body parts with as few `writev` calls as the socket allows (one, when it
+/// takes everything): a coalesced request is many bodies back to back.
+fn write_all_vectored(conn: &mut impl Write, head: &[u8], body: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = std::iter::once(head)
+        .chain(body.iter().copied())
+        .filter(|part| !part.is_empty())
+        .map(io::IoSlice::new)
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match conn.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 enum Framing {
@@ -386,5 +410,43 @@ fn read_chunked(
         }
         body.extend_from_slice(&buf[pos..pos + size]);
         pos += size + 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `max` bytes per call, like a socket with little room.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.max);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_survive_short_writes() {
+        let body: [&[u8]; 4] = [b"m v=1 1\n", b"", b"m v=2 2\n", b"m v=3 3\n"];
+        for max in [1, 3, 7, 64] {
+            let mut w = Trickle {
+                out: Vec::new(),
+                max,
+            };
+            write_all_vectored(&mut w, b"HEAD\r\n\r\n", &body).unwrap();
+            assert_eq!(
+                w.out, b"HEAD\r\n\r\nm v=1 1\nm v=2 2\nm v=3 3\n",
+                "max {max}"
+            );
+        }
     }
 }
