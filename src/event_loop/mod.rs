@@ -69,9 +69,9 @@ enum Phase {
 }
 
 enum BodyFraming {
-    /// The body buffer is allocated at its full length up front (zeroed by the
-    /// allocator, lazily for large ones) and `filled` from the front, so reads can land
-    /// in it directly.
+    /// The body buffer is allocated ahead of the bytes received (up to `BODY_AHEAD`,
+    /// never past `len`) and `filled` from the front, so reads can land in it
+    /// directly; its length is never below `filled`.
     Length {
         len: usize,
         filled: usize,
@@ -454,7 +454,8 @@ impl EventLoop {
                 if *filled == *len {
                     return Io::Progress;
                 }
-                let result = read_retrying(&mut conn.stream, &mut body[*filled..*len]);
+                grow_body(body, *filled, *len);
+                let result = read_retrying(&mut conn.stream, &mut body[*filled..]);
                 if let Ok(n) = result {
                     *filled += n;
                 }
@@ -549,8 +550,9 @@ impl EventLoop {
                         BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
                     };
                     let body = match framing {
-                        // Zeroed by the allocator: large ones come as fresh pages.
-                        BodyFraming::Length { len, .. } => vec![0; len],
+                        // Grown as bytes arrive (`grow_body`): an announced length
+                        // costs nothing until the body actually comes.
+                        BodyFraming::Length { .. } => Vec::new(),
                         BodyFraming::Chunked(_) => Vec::new(),
                     };
                     let complete_here = matches!(framing, BodyFraming::Length { len, .. } if conn.rbuf.len() - conn.rpos >= len);
@@ -568,6 +570,9 @@ impl EventLoop {
                     let done = match framing {
                         BodyFraming::Length { len, filled } => {
                             let take = input.len().min(*len - *filled);
+                            if body.len() < *filled + take {
+                                body.resize(*filled + take, 0);
+                            }
                             body[*filled..*filled + take].copy_from_slice(&input[..take]);
                             *filled += take;
                             conn.rpos += take;
@@ -1016,6 +1021,18 @@ fn too_slow(conn: &Conn, read_timeout: Duration, now: Instant) -> bool {
         _ => read_timeout,
     };
     now.duration_since(started) >= allowance
+}
+
+/// How far ahead of the bytes received a body of known length is allocated: reads
+/// land in it directly, and a client that announces a large body but sends nothing
+/// holds no more than this.
+const BODY_AHEAD: usize = 1 << 20;
+
+/// Make room in `body` (filled up to `filled`, `len` in all) for the next read.
+fn grow_body(body: &mut Vec<u8>, filled: usize, len: usize) {
+    if body.len() == filled {
+        body.resize(len.min(filled + BODY_AHEAD), 0);
+    }
 }
 
 /// One read, retried on `EINTR`.
