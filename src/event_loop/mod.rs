@@ -854,19 +854,7 @@ impl EventLoop {
                 response::no_content(&mut conn.wbuf, close);
                 204
             }
-            Answer::Body { status, body } => {
-                response::full(
-                    &mut conn.wbuf,
-                    status,
-                    "application/json",
-                    "",
-                    &body,
-                    close,
-                    false,
-                );
-                status
-            }
-            Answer::Error { status, body } => {
+            Answer::Body { status, body } | Answer::Error { status, body } => {
                 response::full(
                     &mut conn.wbuf,
                     status,
