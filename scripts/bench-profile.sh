@@ -49,19 +49,8 @@ LOADTEST=target/release/loadtest
 OUT=target/bench/profile-$WORKLOAD
 rm -rf "$OUT"
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 0.2
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() {
-    python3 -c "import socket; s=socket.socket(type=socket.$1); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh  # the cd above made the repo root the cwd
 
 declare -A HTTP UDP
 for s in s1 s2; do
@@ -71,8 +60,8 @@ for s in s1 s2; do
     HTTP[$s]=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$OUT/sink-$s.out")
     UDP[$s]=$(sed -n 's/.*udp=\([^ ]*\).*/\1/p' "$OUT/sink-$s.out")
 done
-HTTP_ADDR=127.0.0.1:$(free_port SOCK_STREAM)
-UDP_ADDR=127.0.0.1:$(free_port SOCK_DGRAM)
+HTTP_ADDR=127.0.0.1:$(free_port)
+UDP_ADDR=127.0.0.1:$(free_port udp)
 cat >"$OUT/relay.toml" <<CONF
 threads = $(nproc)
 log-level = "warn"

@@ -88,23 +88,8 @@ CORES=$(nproc)
 
 WORK=target/bench/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$WORK"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 0.2
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh  # the cd above made the repo root the cwd
 
 # Stop one process we started: TERM, a short grace, then KILL.
 stop() {
@@ -201,7 +186,7 @@ CONF
 
 start_relay() { # workload outputs buffer_mb
     HTTP_ADDR=127.0.0.1:$(free_port)
-    UDP_ADDR=127.0.0.1:$(free_udp_port)
+    UDP_ADDR=127.0.0.1:$(free_port udp)
     local config="$WORK/$1.toml" cmd
     relay_config "$config" "$2" "$3"
     export BENCH_CONFIG=$config BENCH_HTTP_ADDR=$HTTP_ADDR BENCH_UDP_ADDR=$UDP_ADDR \
