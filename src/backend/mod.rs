@@ -519,11 +519,11 @@ fn direct_timeout(timeout: Duration) -> Duration {
 }
 
 /// Take the jobs already waiting behind `first` that can share one request with it
-/// (same query and credentials) up to `max-batch-kb`. Under load this turns many small
+/// (same query and credentials) up to the output's coalescing limit. Under load this turns many small
 /// client writes into a few large backend requests; when idle it costs nothing, since
 /// it never waits for more.
 fn coalesce(shared: &Shared, rx: &Receiver<Job>, first: Job, held: &mut Option<Job>) -> Vec<Job> {
-    let max = shared.output.max_batch;
+    let max = shared.output.coalesce_limit;
     let mut size = first.batch.body.len();
     let mut group = vec![first];
     while size < max && group.len() < GROUP_COMMIT {
