@@ -150,7 +150,7 @@ enum Offer {
 }
 
 impl Overflow {
-    fn offer(&self, job: Job, stats: &BackendStats, activate: bool) -> Offer {
+    fn offer(&self, job: Job, backend: &str, stats: &BackendStats, activate: bool) -> Offer {
         let Ok(mut guard) = self.jobs.lock() else {
             return Offer::Declined(job);
         };
@@ -160,7 +160,7 @@ impl Overflow {
         let (jobs, bytes) = &mut *guard;
         let len = job.batch.body.len();
         if *bytes + len > self.limit {
-            drop_job(stats, job);
+            drop_job(backend, stats, job);
             return Offer::Taken;
         }
         *bytes += len;
@@ -181,9 +181,22 @@ impl Overflow {
     }
 }
 
-/// A write the backend will never see: counted, and its client told.
-fn drop_job(stats: &BackendStats, job: Job) {
+/// One line per 5 s at most, however many writes a saturated channel turns away.
+static QUEUE_FULL_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+
+/// A write the backend will never see: counted, logged, and its client told.
+fn drop_job(backend: &str, stats: &BackendStats, job: Job) {
     stats.dropped_queue_full.add(job.batch.points as u64);
+    if let Some(suppressed) = QUEUE_FULL_LOG.check() {
+        crate::warn!(
+            "backend far behind, its channel is full: write dropped for it \
+             (configure buffer-size-mb or spool-size-mb to keep such writes)",
+            backend = backend,
+            points = job.batch.points,
+            total_dropped_points = stats.dropped_queue_full.get(),
+            suppressed = suppressed,
+        );
+    }
     stats.failed_requests.inc();
     if let Some(reply) = job.reply {
         reply.send(Outcome::Failed {
@@ -227,21 +240,23 @@ impl BackendHandle {
     pub fn submit(&self, job: Job) {
         let job = match &self.overflow {
             // Writes already overflowing: this one goes behind them.
-            Some(o) if o.active.load(Ordering::Acquire) => match o.offer(job, &self.stats, false) {
-                Offer::Taken => return,
-                Offer::Declined(job) => job,
-            },
+            Some(o) if o.active.load(Ordering::Acquire) => {
+                match o.offer(job, &self.name, &self.stats, false) {
+                    Offer::Taken => return,
+                    Offer::Declined(job) => job,
+                }
+            }
             _ => job,
         };
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => match &self.overflow {
                 Some(o) => {
-                    let _ = o.offer(job, &self.stats, true);
+                    let _ = o.offer(job, &self.name, &self.stats, true);
                 }
-                None => drop_job(&self.stats, job),
+                None => drop_job(&self.name, &self.stats, job),
             },
-            Err(TrySendError::Disconnected(job)) => drop_job(&self.stats, job),
+            Err(TrySendError::Disconnected(job)) => drop_job(&self.name, &self.stats, job),
         }
     }
 }
@@ -772,7 +787,7 @@ mod tests {
             .as_ref()
             .expect("a buffering backend has one");
         assert!(matches!(
-            overflow.offer(job(), &handle.stats, true),
+            overflow.offer(job(), "dead", &handle.stats, true),
             Offer::Taken
         ));
         handle.submit(job()); // goes behind it, not into the channel
@@ -782,6 +797,47 @@ mod tests {
         }
         assert_eq!(handle.stats.queued_requests.get(), 2);
         assert!(!overflow.active.load(Ordering::Acquire));
+        handle.close(Instant::now());
+        backend.join();
+    }
+
+    /// Without a buffer or spool, a backend whose worker is stuck takes what its
+    /// channel holds and no more: the rest is counted as dropped, never blocked on.
+    #[test]
+    fn a_full_channel_drops_and_counts_for_an_unbuffered_backend() {
+        // Accepts connections (the kernel's backlog) but never answers.
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = crate::config::parse(&format!(
+            "[[http]]\nbind-addr = \"127.0.0.1:1\"\n[[http.output]]\nname = \"hung\"\n\
+             location = \"http://{}/write\"\ntimeout = \"2s\"\n",
+            hung.local_addr().unwrap()
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, backend) =
+            Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+        assert!(handle.overflow.is_none());
+        let batch = Arc::new(crate::batch::Batch {
+            kind: Kind::Write,
+            query: "db=x".into(),
+            auth: None,
+            body: b"m v=1 1\nm v=2 2\n".to_vec(),
+            points: 2,
+        });
+        let job = || Job {
+            batch: batch.clone(),
+            reply: None,
+        };
+        // Once the backend has its connection, the worker holds the first write and
+        // waits for an answer that never comes: the channel alone takes the rest.
+        handle.submit(job());
+        let _held = hung.accept().unwrap();
+        let extra = 10;
+        for _ in 0..CHANNEL_CAPACITY + extra {
+            handle.submit(job());
+        }
+        assert_eq!(handle.stats.dropped_queue_full.get(), 2 * extra as u64);
+        assert_eq!(handle.stats.failed_requests.get(), extra as u64);
         handle.close(Instant::now());
         backend.join();
     }
