@@ -134,13 +134,26 @@ impl Relay {
             }
         }
         for l in &shared.udp {
+            let granted = l.read_buffer_granted();
             crate::info!(
                 "listening",
                 listener = l.config.name,
                 addr = format!("udp://{}", l.config.bind_addr),
+                read_buffer = granted,
                 outputs = l.outputs.len(),
                 threads = threads,
             );
+            // The kernel caps SO_RCVBUF without an error: only this line tells that the
+            // socket will overflow sooner than the config promised.
+            if granted < l.config.read_buffer {
+                crate::warn!(
+                    "udp read-buffer capped by the kernel",
+                    listener = l.config.name,
+                    asked = l.config.read_buffer,
+                    got = granted,
+                    fix = "raise net.core.rmem_max, or run with CAP_NET_ADMIN",
+                );
+            }
             for o in &l.outputs {
                 crate::info!(
                     "output",

@@ -20,6 +20,7 @@ mod scan;
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -56,6 +57,16 @@ pub struct UdpListener {
     pub outputs: Vec<OutputHandle>,
     /// One per event loop, indexed by loop id.
     pub stats: Vec<Arc<UdpListenerStats>>,
+    /// The smallest receive buffer the kernel gave a loop's socket, in `read-buffer`
+    /// units; `usize::MAX` until the first loop binds. Written only at start-up.
+    read_buffer_granted: AtomicUsize,
+}
+
+impl UdpListener {
+    /// The receive buffer every loop's socket has at least, once the loops are bound.
+    pub fn read_buffer_granted(&self) -> usize {
+        self.read_buffer_granted.load(Ordering::Relaxed)
+    }
 }
 
 /// The threads behind the UDP listeners: one sender per output and the reporter.
@@ -106,6 +117,7 @@ pub fn start(configs: &[UdpConfig], threads: usize) -> io::Result<(Vec<UdpListen
             config: config.clone(),
             outputs,
             stats,
+            read_buffer_granted: AtomicUsize::new(usize::MAX),
         });
     }
     let reporter = if watched.is_empty() {
@@ -147,9 +159,11 @@ impl LoopSocket {
         let mut sockets = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
             let addr = l.config.bind_addr;
-            let mut socket = crate::net::bind_udp(addr, l.config.read_buffer).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on udp {addr}: {e}"))
-            })?;
+            let (mut socket, granted) =
+                crate::net::bind_udp(addr, l.config.read_buffer).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot listen on udp {addr}: {e}"))
+                })?;
+            l.read_buffer_granted.fetch_min(granted, Ordering::Relaxed);
             if let Err(e) = recv::Receiver::enable_drop_count(socket.as_raw_fd()) {
                 crate::warn!(
                     "kernel drops on this socket will not be counted",

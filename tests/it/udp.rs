@@ -72,9 +72,11 @@ fn last_stats(
     msg: &str,
     filters: &[(&str, &str)],
 ) -> Option<HashMap<String, String>> {
-    let needle = format!("msg=\"{msg}\"");
+    // The log quotes a message only when it has to (a space, a quote, an `=`).
+    let quoted = format!("msg=\"{msg}\"");
+    let plain = format!("msg={msg} ");
     relay.stderr_lines().iter().rev().find_map(|line| {
-        if !line.contains(&needle) {
+        if !line.contains(&quoted) && !line.contains(&plain) {
             return None;
         }
         let fields: HashMap<String, String> = line
@@ -467,4 +469,58 @@ fn a_burst_of_100000_datagrams_is_delivered_or_counted() {
 fn kernel_drops_in_a_burst_are_counted() {
     let b = burst(1);
     assert!(b.relay_kernel_drops > 0, "a 2 KiB buffer did not overflow");
+}
+
+/// A `read-buffer` above `net.core.rmem_max` without `CAP_NET_ADMIN`: the kernel caps it
+/// silently, so the relay must still start, log the buffer it got, and warn once per
+/// listener (not once per loop) with what to do about it.
+#[test]
+fn a_read_buffer_the_kernel_caps_is_logged_with_the_fix() {
+    const CAP_NET_ADMIN: libc::c_int = 12;
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let asked = 2 * rmem_max;
+    let udp_addr = SocketAddr::from(([127, 0, 0, 1], util::free_udp_port()));
+    let config = format!(
+        "threads = 2\n\
+         [[http]]\nname = \"ready\"\nbind-addr = \"127.0.0.1:{}\"\n\
+         [[http.output]]\nname = \"unused\"\nlocation = \"http://127.0.0.1:{}/write\"\n\n\
+         [[udp]]\nname = \"udp-in\"\nbind-addr = \"{udp_addr}\"\nread-buffer = {asked}\n\
+         [[udp.output]]\nname = \"nowhere\"\nlocation = \"127.0.0.1:{}\"\n",
+        util::free_port(),
+        util::free_port(),
+        util::free_udp_port(),
+    );
+    let relay = Relay::start_without_capability(&config, CAP_NET_ADMIN);
+    assert!(
+        !relay.has_capability(CAP_NET_ADMIN),
+        "the relay kept CAP_NET_ADMIN; this test needs it gone"
+    );
+    assert!(
+        relay.wait_for_log("read-buffer capped", SETTLE),
+        "no warning\n{}",
+        relay.stderr_text()
+    );
+    let listening = last_stats(&relay, "listening", &[("listener", "udp-in")])
+        .unwrap_or_else(|| panic!("no listening line\n{}", relay.stderr_text()));
+    assert_eq!(field(&listening, "read_buffer"), rmem_max);
+    let warning =
+        last_stats(&relay, "udp read-buffer capped by the kernel", &[]).unwrap_or_default();
+    assert_eq!(field(&warning, "asked"), asked);
+    assert_eq!(field(&warning, "got"), rmem_max);
+    // Once per listener, though each of the two loops binds its own socket.
+    let warnings: Vec<String> = relay
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("read-buffer capped"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", relay.stderr_text());
+    assert!(
+        warnings[0].contains("fix=\"raise net.core.rmem_max, or run with CAP_NET_ADMIN\""),
+        "{}",
+        warnings[0]
+    );
 }

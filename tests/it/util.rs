@@ -1702,6 +1702,8 @@ pub struct Relay {
     child: Option<Child>,
     last_status: Option<ExitStatus>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// A capability the process must run without (see [`Relay::start_without_capability`]).
+    dropped_capability: Option<libc::c_int>,
     /// `Some` until `into_dir`; last so that it goes after the process.
     dir: Option<TempDir>,
 }
@@ -1719,6 +1721,20 @@ impl Relay {
     /// listener answers 204 with `X-Influxdb-Version: relay`, every UDP listener's port is
     /// bound, and the process is still alive; panics with its stderr otherwise after 15 s.
     pub fn start_in(dir: TempDir, config: &str) -> Relay {
+        Relay::start_in_without(dir, config, None)
+    }
+
+    /// Like [`Relay::start`], but the relay runs without capability `cap` (e.g.
+    /// `CAP_NET_ADMIN` = 12) even when the tests run as root: it leaves the bounding set
+    /// before exec, and root's exec grants only what that set holds. Check
+    /// [`Relay::has_capability`]: a process that may not drop it keeps it.
+    pub fn start_without_capability(config: &str, cap: libc::c_int) -> Relay {
+        let dir =
+            harness_tempdir("relay").unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        Relay::start_in_without(dir, config, Some(cap))
+    }
+
+    fn start_in_without(dir: TempDir, config: &str, cap: Option<libc::c_int>) -> Relay {
         let endpoints = RelayEndpoints::from_config(config)
             .unwrap_or_else(|e| panic!("relay config: {e}\n{config}"));
         let mut relay = Relay {
@@ -1727,10 +1743,25 @@ impl Relay {
             child: None,
             last_status: None,
             stderr: Arc::new(Mutex::new(Vec::new())),
+            dropped_capability: cap,
             dir: Some(dir),
         };
         relay.spawn_and_wait();
         relay
+    }
+
+    /// Whether the running relay has capability `cap` in its effective set
+    /// (`CapEff` in `/proc/PID/status`).
+    pub fn has_capability(&self, cap: libc::c_int) -> bool {
+        let pid = self.pid().expect("the relay is not running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("cannot read the relay's status: {e}"));
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .expect("no CapEff in /proc/PID/status");
+        eff & (1 << cap) != 0
     }
 
     pub fn dir(&self) -> &Path {
@@ -1761,6 +1792,17 @@ impl Relay {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::piped());
+        if let Some(cap) = self.dropped_capability {
+            // SAFETY: runs between fork and exec and only calls prctl, which is
+            // async-signal-safe. Its failure (no CAP_SETPCAP) is left for the test to
+            // see through `has_capability`.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+                    Ok(())
+                });
+            }
+        }
         let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot run the relay: {e}"));
         if let Some(pipe) = child.stderr.take() {
             let lines = Arc::clone(&self.stderr);

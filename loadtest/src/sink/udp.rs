@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -23,8 +24,33 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
-    // The kernel may cap the size; a smaller buffer still works, it only drops sooner.
+    // The kernel caps SO_RCVBUF at net.core.rmem_max without an error; SO_RCVBUFFORCE
+    // goes past it with CAP_NET_ADMIN. Without, a smaller buffer still works, it only
+    // drops sooner, so say so: the sink's drops would otherwise look like the relay's.
     let _ = sock.set_recv_buffer_size(RECV_BUFFER);
+    // Linux reports twice the size set (half is its bookkeeping).
+    if sock.recv_buffer_size().unwrap_or(0) / 2 < RECV_BUFFER {
+        let value = RECV_BUFFER as libc::c_int;
+        // SAFETY: an open fd and a live c_int passed with its size. Fails with EPERM
+        // without CAP_NET_ADMIN, which the check below reports.
+        let _ = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let got = sock.recv_buffer_size().unwrap_or(0) / 2;
+        if got < RECV_BUFFER {
+            eprintln!(
+                "level=warn msg=\"sink: udp receive buffer capped by the kernel\" \
+                 asked={RECV_BUFFER} got={got} \
+                 fix=\"raise net.core.rmem_max, or run with CAP_NET_ADMIN\""
+            );
+        }
+    }
     sock.bind(&addr.into())?;
     let sock: UdpSocket = sock.into();
     sock.set_read_timeout(Some(STOP_TICK))?;
