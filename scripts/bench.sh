@@ -402,9 +402,10 @@ udp_workload() { # name rate|-
         outd+="$s $(calc '%.0f' "$(sink_stats "$s" | jq .udp_datagrams) / $secs")/s, "
     done
     HWM_KB=$(status_kb "$RELAY_PID" VmHWM)
-    # Where the loss happened, when the relay says (influx-relay's periodic summary).
+    # Where the loss happened, when the relay says (influx-relay's periodic summary;
+    # another relay's log has no such line, which must not end the script).
     sleep 0.6
-    drops=$(grep 'msg="udp stats"' "$WORK/$name.relay.log" | tail -1 | sed -n 's/.*kernel_drops=\([0-9]*\).*/\1/p')
+    drops=$( (grep 'msg="udp stats"' "$WORK/$name.relay.log" || true) | tail -1 | sed -n 's/.*kernel_drops=\([0-9]*\).*/\1/p')
     stop "$RELAY_PID"
     ticks=$((t1 - t0))
     cells=$(printf '| %s | relay | %s M | – | – | – | – | %s | %s' "$name" \
