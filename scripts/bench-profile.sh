@@ -17,7 +17,7 @@ WORKLOAD=http-100x32
 DURATION=10s
 CALLGRAPH=0
 TOP=25
-CONCURRENCY=${BENCH_CONCURRENCY:-16}
+CONCURRENCY=${BENCH_CONCURRENCY:-1}  # the relay's default
 while [ $# -gt 0 ]; do
     case $1 in
         --workload) WORKLOAD=$2; shift ;;
@@ -76,7 +76,7 @@ output = [
 [[udp]]
 name = "bench-udp"
 bind-addr = "$UDP_ADDR"
-read-buffer = 4194304
+read-buffer = 33554432
 output = [
   { name = "s1", location = "${UDP[s1]}", mtu = 1400 },
   { name = "s2", location = "${UDP[s2]}", mtu = 1400 },
@@ -98,6 +98,12 @@ else
     "$LOADTEST" run --target "http://$HTTP_ADDR" --duration "$DURATION" --json "${LOAD[@]}" >"$OUT/load.json"
 fi
 wait "$PERF" || true
+# Context switches per relay thread over the whole run (voluntary = it blocked).
+for t in /proc/"$RELAY"/task/*; do
+    printf '%-16s voluntary %8s  involuntary %8s\n' "$(cat "$t/comm")" \
+        "$(sed -n 's/^voluntary_ctxt_switches:\s*//p' "$t/status")" \
+        "$(sed -n 's/^nonvoluntary_ctxt_switches:\s*//p' "$t/status")"
+done >"$OUT/switches.txt"
 
 perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2>/dev/null >"$OUT/report.txt"
 if [ "$CALLGRAPH" = 1 ]; then
@@ -106,4 +112,6 @@ fi
 echo "load: $(jq -c '{lines_per_sec, p99_us, error_total, udp_datagrams}' "$OUT/load.json" 2>/dev/null || cat "$OUT/load.json")"
 echo "top $TOP functions by self time (cpu-clock samples in the relay process):"
 grep -v '^#' "$OUT/report.txt" | grep -v '^$' | head -n "$TOP"
+echo "context switches by relay thread:"
+cat "$OUT/switches.txt"
 echo "full report: $OUT/report.txt"
