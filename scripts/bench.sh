@@ -14,6 +14,7 @@
 #   {http_addr}  where the load generator sends HTTP     {udp_addr}  ... and UDP
 #   {sink1_url} {sink2_url}   backends' /write URLs       {sink1_udp} {sink2_udp}
 #   {buffer_mb}  RAM retry buffer wanted (0 = none)       {outputs}   1 or 2 HTTP outputs
+# scripts/bench-go-relay.sh is such a wrapper for the original Go influxdb-relay.
 #
 # Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
 # http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
