@@ -485,13 +485,21 @@ impl<'a> Scan<'a> {
         Ok(LineKind::Point { has_timestamp })
     }
 
-    /// Classify the window starting at `i` (< `body.len()`).
+    /// Classify a window that holds `i` (< `body.len()`). Moving forwards it starts a
+    /// word before `i`: a token that straddles the old window's end is then whole in the
+    /// new one, instead of sending the grammar back to its start for yet another window.
     #[inline(never)]
     fn load(&mut self, i: usize) {
-        self.base = i;
-        self.end = self.body.len().min(i + 64 * self.window_words);
-        let words = (self.end - i).div_ceil(64);
-        simd::classify(self.body, i, &mut self.bits[..words]);
+        let back = if i >= self.end && self.window_words > 1 {
+            i.min(64)
+        } else {
+            0
+        };
+        let base = i - back;
+        self.base = base;
+        self.end = self.body.len().min(base + 64 * self.window_words);
+        let words = (self.end - base).div_ceil(64);
+        simd::classify(self.body, base, &mut self.bits[..words]);
     }
 
     /// A cursor on `i` (< `body.len()`).
