@@ -300,7 +300,7 @@ pub fn check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
     check_lines(Scan::new(body, WINDOW_WORDS))
 }
 
-/// `check_body` through a given scan (tests turn its plain-field loop off).
+/// `check_body` through a given scan (tests turn its fast paths off).
 fn check_lines(mut scan: Scan<'_>) -> Result<BodyInfo, ParseError> {
     let body = scan.body;
     let mut info = BodyInfo::default();
@@ -419,8 +419,9 @@ struct Scan<'a> {
     /// How many words a window has: a whole body is worth classifying a kilobyte
     /// ahead, a lone line found by `split_lines` is not.
     window_words: usize,
-    /// Take runs of plain fields in a tight loop (off only to test the general one).
-    plain_fields: bool,
+    /// Take the commonest keys and runs of fields in tight loops (off only to test the
+    /// general grammar).
+    fast_paths: bool,
     /// The window's bitmaps, a word per 64 bytes.
     bits: [simd::Bits; WINDOW_WORDS],
 }
@@ -446,7 +447,7 @@ impl<'a> Scan<'a> {
             base: 0,
             end: 0,
             window_words: window_words.clamp(1, WINDOW_WORDS),
-            plain_fields: true,
+            fast_paths: true,
             bits: [simd::Bits::default(); WINDOW_WORDS],
         }
     }
@@ -473,7 +474,10 @@ impl<'a> Scan<'a> {
             Some(b'#') => return Ok(LineKind::Comment),
             Some(_) => {}
         }
-        let key = self.key(first)?;
+        let key = match self.plain_key(first) {
+            Some(key) => key,
+            None => self.key(first)?,
+        };
         let has_timestamp = self.fields(key.cur, key.end + 1)?;
         // InfluxDB's line splitter starts pairing quotes at the first unescaped space;
         // when that is the separator (no space before it), it pairs them exactly as
@@ -590,6 +594,57 @@ impl<'a> Scan<'a> {
             i += 64 - at % 64;
         }
         limit
+    }
+
+    /// Measurement and tags of the commonest shape, from the measurement's first byte:
+    /// no backslash, no `=` in the measurement, no empty part, tag keys strictly
+    /// increasing (so none repeats). Then the separators alone decide, and they must
+    /// alternate `,` `=` `,` `=` ... ` `. `None` for anything else, which `key` decides
+    /// (and words its error) from the start.
+    #[inline(always)]
+    fn plain_key(&mut self, start: usize) -> Option<KeyEnd> {
+        if !self.fast_paths {
+            return None;
+        }
+        let line = self.line;
+        let mut cur = self.cursor(start);
+        let mut i = self.stop_from(&mut cur, start);
+        if i == start {
+            return None;
+        }
+        // The previous tag key and its `key_prefix`.
+        let mut prev: &[u8] = &[];
+        let mut prev_prefix = 0;
+        loop {
+            match line.get(i) {
+                Some(b',') => {}
+                Some(b' ') => {
+                    return Some(KeyEnd {
+                        end: i,
+                        escaped_space: false,
+                        cur,
+                    })
+                }
+                _ => return None,
+            }
+            let key = i + 1;
+            let eq = self.stop_after(&mut cur);
+            if eq == key || line.get(eq) != Some(&b'=') {
+                return None;
+            }
+            let name = &line[key..eq];
+            let prefix = key_prefix(line, key, eq)?;
+            if prefix < prev_prefix
+                || prefix == prev_prefix && byte_order(name, prev) != std::cmp::Ordering::Greater
+            {
+                return None;
+            }
+            (prev, prev_prefix) = (name, prefix);
+            i = self.stop_after(&mut cur);
+            if i == eq + 1 {
+                return None;
+            }
+        }
     }
 
     /// Measurement and tags, from the measurement's first byte (not blank, not `#`). As
@@ -711,7 +766,7 @@ impl<'a> Scan<'a> {
         }
         let mut stop = self.stop_from(&mut cur, i);
         loop {
-            if self.plain_fields {
+            if self.fast_paths {
                 (i, stop) = self.skip_plain_fields(&mut cur, i, stop);
             }
             let key_start = i;
@@ -1213,6 +1268,21 @@ fn byte_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
         }
     }
     a.len().cmp(&b.len())
+}
+
+/// The first 8 bytes of the tag key `line[start..end]` (not empty) as a big-endian
+/// number, the bytes after the key zeroed. Keys whose prefixes differ are in the order of
+/// their prefixes: at the first byte that differs either both are the keys' own, or one
+/// key has ended there and is a proper prefix of the other. `None` near the line's end.
+#[inline(always)]
+fn key_prefix(line: &[u8], start: usize, end: usize) -> Option<u64> {
+    let word = u64::from_be_bytes(*line.get(start..)?.first_chunk::<8>()?);
+    let n = end - start;
+    Some(if n >= 8 {
+        word
+    } else {
+        word & !(u64::MAX >> (8 * n))
+    })
 }
 
 /// Whether two raw (still escaped) keys in an already validated tag section
@@ -1815,12 +1885,15 @@ mod tests {
             prop_assert_eq!(check_body(&body), reference_check_body(&body));
         }
 
-        /// The tight loop for plain fields changes no answer.
+        /// The fast paths for keys and fields change no answer, on plausible bodies and on
+        /// ones built to sit on their edges.
         #[test]
-        fn plain_fields_loop_changes_nothing(body in body_text()) {
-            let mut general = Scan::new(&body, WINDOW_WORDS);
-            general.plain_fields = false;
-            prop_assert_eq!(check_body(&body), check_lines(general));
+        fn fast_paths_change_nothing(body in prop_oneof![body_text(), edge_body()]) {
+            prop_assert_eq!(
+                check_body(&body),
+                general_check_body(&body),
+                "{:?}", String::from_utf8_lossy(&body)
+            );
         }
 
         /// A stamped body needs no rewrite, has the same points, is its own stamp, and
@@ -1856,7 +1929,7 @@ mod tests {
                 let body = format!("{line}\n").repeat(lines);
                 prop_assert_eq!(check_body(body.as_bytes()).is_ok(), want, "{:?}", body);
                 let mut general = Scan::new(body.as_bytes(), WINDOW_WORDS);
-                general.plain_fields = false;
+                general.fast_paths = false;
                 prop_assert_eq!(check_lines(general).is_ok(), want, "{:?}", body);
             }
         }
@@ -1877,6 +1950,121 @@ mod tests {
                 prop_assert!(got.is_err(), "{:?} {:?}", line, got);
             }
         }
+    }
+
+    /// `string_end` written byte by byte.
+    fn reference_string_end(buf: &[u8], mut i: usize) -> Option<usize> {
+        while i < buf.len() {
+            match buf[i] {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The word-at-a-time search agrees with the plain one, from any start, on
+        /// strings short and long, closed or not.
+        #[test]
+        fn string_end_matches_reference(
+            buf in prop::collection::vec(
+                prop_oneof![20 => Just(b'a'), 1 => Just(b'"'), 2 => Just(b'\\'), 1 => any::<u8>()],
+                0..200,
+            ),
+            start in any::<prop::sample::Index>(),
+        ) {
+            let start = start.index(buf.len() + 1);
+            prop_assert_eq!(string_end(&buf, start), reference_string_end(&buf, start));
+        }
+    }
+
+    /// `check_body` with the fast paths off.
+    fn general_check_body(body: &[u8]) -> Result<BodyInfo, ParseError> {
+        let mut general = Scan::new(body, WINDOW_WORDS);
+        general.fast_paths = false;
+        check_lines(general)
+    }
+
+    /// Lines on the edges of `plain_key` and `skip_plain_fields`: tag keys that share
+    /// their first 8 bytes or are prefixes of one another, NUL bytes, unsorted and
+    /// repeated keys, escapes, empty parts, booleans and strings anywhere, CRLF.
+    fn edge_body() -> impl Strategy<Value = Vec<u8>> {
+        let tag_key = mostly(
+            &[
+                "a",
+                "ab",
+                "b",
+                "a\0",
+                "abcdefg",
+                "abcdefgh",
+                "abcdefghi",
+                "abcdefgi",
+                "abcdefghij",
+                "abcdefgh\0",
+                "host",
+                "region",
+                r"a\ b",
+                r"a\,b",
+                r"a\=b",
+            ],
+            &["", "a=b", r"\"],
+        );
+        let tag_value = mostly(
+            &["1", "x", "web-01", r"a\ b", r"a\=b", "\""],
+            &["", "=", "a=b", r"\"],
+        );
+        let field_value = mostly(
+            &[
+                "1",
+                "12",
+                "1.5",
+                "0.123",
+                "555i",
+                "-1",
+                "1e3",
+                "t",
+                "true",
+                "FALSE",
+                r#""""#,
+                r#""ok""#,
+                r#""ok, warming up""#,
+                r#""a=b c""#,
+                r#""e \"q\" s""#,
+                r#""\\""#,
+                "\"a\nb\"",
+                r#""0123456789abcdef0123456789abcdef0123456789abcdef0123456789""#,
+            ],
+            &["truex", "tru", r#""x"y"#, r#""open"#, ""],
+        );
+        let line = (
+            mostly(&["m", "cpu", "m=x", r"m\ x"], &["", ",m"]),
+            prop::collection::vec((tag_key, tag_value), 0..5),
+            mostly(&[" ", "  "], &[","]),
+            prop::collection::vec(
+                (mostly(&["v", "w", "usage", r"a\ b"], &[""]), field_value),
+                1..5,
+            ),
+            mostly(&["", " 1795317000000000000", " 1", " -5"], &[" x", " 1 "]),
+            mostly(&["", "\r", " "], &["\t"]),
+        )
+            .prop_map(|(m, mut tags, sep, fields, ts, trail)| {
+                // Mostly sorted, as clients send them.
+                if m.len() != 3 {
+                    tags.sort();
+                }
+                let mut line = m.to_string();
+                for (k, v) in tags {
+                    line += &format!(",{k}={v}");
+                }
+                line += &sep;
+                let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                line + &fields.join(",") + &ts + &trail
+            });
+        prop::collection::vec(line, 1..4).prop_map(|lines| lines.join("\n").into_bytes())
     }
 
     fn stamped_twice(body: &[u8]) -> Vec<u8> {
@@ -2097,6 +2285,11 @@ mod tests {
             ("m v=1 1 2", AFTER_TIMESTAMP),
             ("m v=1 1 \t", AFTER_TIMESTAMP),
             (" m=x,t=a\"b v=1", AMBIGUOUS_QUOTES),
+            ("m v=\"x\"y,w=1", INVALID_FIELD),
+            ("m v=truex,w=1", INVALID_BOOLEAN),
+            ("m v=true w=1", BAD_TIMESTAMP),
+            ("m,abcdefghX=1,abcdefghX=2 v=1", DUPLICATE_TAG),
+            ("m,a\0=1,a\0=2 v=1", DUPLICATE_TAG),
         ];
         for &(line, want) in table {
             assert_eq!(reason_of(line), err(1, want), "{line:?}");
@@ -2244,6 +2437,56 @@ mod tests {
             err(1, reason::DUPLICATE_TAG)
         );
         assert!(reason_of("m,b\\ =1,b=2,b\\ =3 v=1").is_err());
+    }
+
+    /// Keys that `key_prefix` orders, and ones only the full compare tells apart.
+    #[test]
+    fn tag_order_near_8_bytes() {
+        for line in [
+            "m,abcdefghX=1,abcdefghY=2 v=1",
+            "m,abcdefghY=1,abcdefghX=2 v=1",
+            "m,abcdefgh=1,abcdefghX=2 v=1",
+            "m,abcdefghX=1,abcdefgh=2 v=1",
+            "m,a=1,ab=2 v=1",
+            "m,ab=1,a=2 v=1",
+            "m,a=1,a\0=2 v=1",
+            "m,a\0=1,a=2 v=1",
+            "m,a=1,b=2,a\0=3 v=1",
+        ] {
+            assert_eq!(
+                reason_of(line),
+                Ok(BodyInfo {
+                    points: 1,
+                    needs_rewrite: true
+                }),
+                "{line:?}"
+            );
+        }
+    }
+
+    /// Booleans and strings, last on the line or not, with and without a timestamp.
+    #[test]
+    fn booleans_and_strings_anywhere() {
+        for (line, needs_rewrite) in [
+            ("m v=true", true),
+            ("m v=t,w=\"x\" 1", false),
+            ("m v=\"a, b=c\" 1", false),
+            ("m v=\"e \\\"q\\\" s\",w=F", true),
+            ("m v=\"\\\\\",w=1i 1", false),
+            ("m v=FALSE 1795317000000000000", false),
+        ] {
+            let want = Ok(BodyInfo {
+                points: 1,
+                needs_rewrite,
+            });
+            assert_eq!(reason_of(line), want, "{line:?}");
+            let body = format!("{line}\n{line}\r\n");
+            assert_eq!(
+                check_body(body.as_bytes()).map(|i| i.points),
+                Ok(2),
+                "{body:?}"
+            );
+        }
     }
 
     #[test]
