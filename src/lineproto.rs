@@ -37,6 +37,8 @@
 //! Comments are dropped by [`stamp_body`] and make [`check_body`] ask for a rewrite:
 //! InfluxDB 1.6 pairs quotes inside comments and could swallow the lines after one.
 
+use std::ops::ControlFlow;
+
 use memchr::{memchr, memchr2};
 
 /// Timestamp precision of a write (`precision=` or a UDP listener's `precision`).
@@ -283,7 +285,33 @@ fn quoted_line_end(rest: &[u8]) -> (usize, usize) {
 
 /// Index just past the quote closing a string whose contents start at `i`; `None` when
 /// the string does not end. `\"` and `\\` (any backslash pair) do not end it.
+#[inline]
 fn string_end(buf: &[u8], mut i: usize) -> Option<usize> {
+    // Most strings are short: look 8 bytes at a time first, as `memchr2` costs a call.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    // The high bit of each zero byte of `x`; the lowest is exact (a borrow only moves
+    // upwards from a zero byte).
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let short = i + 64;
+    while i < short {
+        let Some(word) = buf.get(i..).and_then(<[u8]>::first_chunk::<8>) else {
+            break;
+        };
+        let x = u64::from_le_bytes(*word);
+        let hits = zeros(x ^ QUOTES) | zeros(x ^ BACKSLASHES);
+        if hits == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (hits.trailing_zeros() / 8) as usize;
+        if buf[j] == b'"' {
+            return Some(j + 1);
+        }
+        i = j + 2;
+    }
     loop {
         let j = i + memchr2(b'"', b'\\', buf.get(i..)?)?;
         if buf[j] == b'"' {
@@ -767,7 +795,13 @@ impl<'a> Scan<'a> {
         let mut stop = self.stop_from(&mut cur, i);
         loop {
             if self.fast_paths {
-                (i, stop) = self.skip_plain_fields(&mut cur, i, stop);
+                match self.skip_plain_fields(&mut cur, i, stop) {
+                    ControlFlow::Continue(next) => (i, stop) = next,
+                    ControlFlow::Break(end) if end < line.len() => {
+                        return self.timestamp(cur, end + 1)
+                    }
+                    ControlFlow::Break(_) => return Ok(false),
+                }
             }
             let key_start = i;
             i = stop;
@@ -822,45 +856,66 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Take fields of the commonest shape (a key without escapes, `=`, a number that
-    /// starts with a digit and is decided by its bits, `,`) from the field starting at
-    /// `key`, whose first stop is `stop` and the cursor's current one. Returns the first
-    /// field not taken and its first stop, the cursor back on that stop: whatever is
-    /// unusual, wrong or last on the line is left to the general loop.
+    /// Take fields of the commonest shapes (a key without escapes, `=`, then a number
+    /// that starts with a digit and is decided by its bits, a boolean, or a string) from the field starting at `key`, whose first stop is `stop`
+    /// and the cursor's current one. Breaks with the index of the space or line end after
+    /// the last field, the cursor on it, when it takes them all; else continues with the
+    /// first field not taken and its first stop, the cursor back on that stop: whatever
+    /// is unusual or wrong is left to the general loop.
     #[inline(always)]
     fn skip_plain_fields(
         &mut self,
         cur: &mut Cursor,
         mut key: usize,
         mut stop: usize,
-    ) -> (usize, usize) {
+    ) -> ControlFlow<usize, (usize, usize)> {
         let line = self.line;
         loop {
             let at_key = *cur;
             if stop == key || line.get(stop) != Some(&b'=') {
-                return (key, stop);
+                return ControlFlow::Continue((key, stop));
             }
             let value = stop + 1;
-            let end = self.stop_after(cur);
-            let plain = self.non_digits_of(cur, value, end).is_some_and(|odd| {
-                if odd == 0 {
-                    return true;
-                }
-                let at = odd.trailing_zeros() as usize;
-                // One odd byte, after a leading digit: `.` anywhere, or a short `i` last.
-                odd & 1 == 0
-                    && odd & (odd - 1) == 0
-                    && match line.get(value + at) {
-                        Some(b'.') => true,
-                        Some(b'i') => at == end - value - 1 && at < I64_MAX.len(),
-                        _ => false,
+            let first = line.get(value).copied().unwrap_or(b' ');
+            let end = if first.is_ascii_digit() {
+                let end = self.stop_after(cur);
+                let plain = self.non_digits_of(cur, value, end).is_some_and(|odd| {
+                    if odd == 0 {
+                        return true;
                     }
-            });
-            if !plain || line.get(end) != Some(&b',') {
-                *cur = at_key;
-                return (key, stop);
+                    let at = odd.trailing_zeros() as usize;
+                    // One odd byte, after the leading digit: `.` anywhere, or a short `i`
+                    // last.
+                    odd & (odd - 1) == 0
+                        && match line.get(value + at) {
+                            Some(b'.') => true,
+                            Some(b'i') => at == end - value - 1 && at < I64_MAX.len(),
+                            _ => false,
+                        }
+                });
+                plain.then_some(end)
+            } else if first == b'"' {
+                // Read on past the line, so that a string near its end is still read a
+                // word at a time. Stops inside the string are not separators: put the
+                // cursor after them.
+                let end = string_end(self.body, value + 1).filter(|&end| end <= line.len());
+                end.inspect(|&end| {
+                    self.stop_from(cur, end);
+                })
+            } else if matches!(first, b't' | b'f' | b'T' | b'F') {
+                let end = self.stop_after(cur);
+                is_boolean(&line[value..end]).then_some(end)
+            } else {
+                None
+            };
+            match end.map(|end| (end, line.get(end))) {
+                Some((end, Some(b','))) => key = end + 1,
+                Some((end, None | Some(b' '))) => return ControlFlow::Break(end),
+                _ => {
+                    *cur = at_key;
+                    return ControlFlow::Continue((key, stop));
+                }
             }
-            key = end + 1;
             stop = self.stop_after(cur);
         }
     }
@@ -951,18 +1006,20 @@ impl<'a> Scan<'a> {
     #[inline]
     fn boolean(&mut self, cur: &mut Cursor, start: usize) -> Result<usize, &'static str> {
         let end = self.stop_after(cur);
-        match &self.line[start..end] {
-            b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False"
-            | b"FALSE" => Ok(end),
-            _ => Err(reason::INVALID_BOOLEAN),
+        if is_boolean(&self.line[start..end]) {
+            Ok(end)
+        } else {
+            Err(reason::INVALID_BOOLEAN)
         }
     }
 
-    /// The optional timestamp, from the byte after the space that ends the fields.
-    fn timestamp(&mut self, mut cur: Cursor, from: usize) -> Result<bool, &'static str> {
+    /// The optional timestamp, from the byte after the space that ends the fields. The
+    /// usual case is decided here, the rest and every error by `any_timestamp`.
+    #[inline(always)]
+    fn timestamp(&mut self, cur: Cursor, from: usize) -> Result<bool, &'static str> {
         let line = self.line;
-        // The usual case, the rest of the line a timestamp that cannot overflow: up to
-        // 18 digits, or 19 not starting with a 9.
+        // The rest of the line a timestamp that cannot overflow: up to 18 digits, or 19
+        // not starting with a 9.
         let n = line.len().saturating_sub(from);
         if (1..=19).contains(&n)
             && (n < 19 || line[from] != b'9')
@@ -970,6 +1027,13 @@ impl<'a> Scan<'a> {
         {
             return Ok(true);
         }
+        self.any_timestamp(cur, from)
+    }
+
+    /// `timestamp`, any case.
+    #[inline(never)]
+    fn any_timestamp(&mut self, mut cur: Cursor, from: usize) -> Result<bool, &'static str> {
+        let line = self.line;
         let start = skip_blanks(line, from);
         if start >= line.len() {
             return Ok(false);
@@ -1215,6 +1279,15 @@ mod simd {
             }
         }
     }
+}
+
+/// Whether `value` is one of InfluxDB's spellings of a boolean.
+#[inline(always)]
+fn is_boolean(value: &[u8]) -> bool {
+    matches!(
+        value,
+        b"t" | b"T" | b"true" | b"True" | b"TRUE" | b"f" | b"F" | b"false" | b"False" | b"FALSE"
+    )
 }
 
 /// Whether every byte is an ASCII digit, eight at a time.
