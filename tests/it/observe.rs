@@ -719,3 +719,69 @@ fn status_and_metrics_count_exactly_what_was_written() {
         Some(1024)
     );
 }
+
+/// Writes that queue while a backend is busy leave as one merged request: up to 4 MiB
+/// when `max-batch-kb` is not set (so a backend that fell behind can catch up), and no
+/// larger than `max-batch-kb` when it is. Counted from the backend's own
+/// `delivered_requests` after 16 writes of ~100 KB piled up behind a paused influxd.
+#[test]
+fn queued_writes_merge_up_to_4_mib_unless_max_batch_kb_is_set() {
+    const WRITES: u64 = 16;
+    const LINES: u64 = 1000;
+    let mut own = Influxd::start();
+    for (limit, expected) in [(None, 2..=2), (Some(512), 5..=(WRITES + 1))] {
+        let db = unique_db("obs_merge");
+        create_db(&own, &db);
+        let mut cfg = RelayConfig::new()
+            .http_listener("in", "any")
+            .outputs_to([&own], "10s");
+        if let Some(kb) = limit {
+            cfg = cfg.output_opt("max-batch-kb", kb);
+        }
+        let relay = Relay::start(&cfg.to_toml());
+        let addr = relay.addr();
+        let write = move |db: String, w: u64| {
+            let body: String = (0..LINES)
+                .map(|i| {
+                    format!(
+                        "merge,w=w{w:02} pad=\"{:060}\",i={i}i {}\n",
+                        0,
+                        w * LINES + i + 1
+                    )
+                })
+                .collect();
+            std::thread::spawn(move || {
+                let r = http_request(
+                    addr,
+                    "POST",
+                    &format!("/write?db={db}"),
+                    &[],
+                    body.as_bytes(),
+                );
+                assert_eq!(r.status, 204, "{}", r.body_str());
+            })
+        };
+        own.pause();
+        // The first write holds the backend's only connection; the rest queue behind it.
+        let mut clients = vec![write(db.clone(), 0)];
+        std::thread::sleep(Duration::from_millis(300));
+        clients.extend((1..=WRITES).map(|w| write(db.clone(), w)));
+        std::thread::sleep(Duration::from_millis(700));
+        own.resume();
+        for c in clients {
+            c.join().unwrap();
+        }
+        let (_, status) = get_json(addr, "/status");
+        let backend = named(&named(&status["http"], "in")["backends"], "b0");
+        let requests = backend["delivered_requests"].as_u64().unwrap_or(0);
+        assert!(
+            expected.contains(&requests),
+            "max-batch-kb {limit:?}: {requests} requests, expected {expected:?}: {backend}"
+        );
+        assert_eq!(
+            backend["delivered_points"].as_u64(),
+            Some((WRITES + 1) * LINES)
+        );
+        assert_eq!(count(own.http_addr(), &db, "merge"), (WRITES + 1) * LINES);
+    }
+}
