@@ -427,9 +427,10 @@ pub fn check_line(line: &[u8]) -> Result<LineKind, &'static str> {
     scan.check(0)
 }
 
-/// How many 64-byte words one classification pass of a body covers at most: 1 KiB, in
-/// 384 bytes of stack.
-const WINDOW_WORDS: usize = 16;
+/// How many 64-byte words one classification pass of a body covers at most: 4 KiB, in
+/// 1.5 KiB of stack. A line that a window ends inside is found with `memchr` and
+/// makes the next window reclassify a word: the fewer windows, the fewer of those.
+const WINDOW_WORDS: usize = 64;
 
 /// A buffer's bytes as bitmaps, one bit per byte, built a window at a time with SIMD
 /// compares, and the grammar that walks them. Finding the next separator is then a mask
