@@ -409,14 +409,7 @@ fn writes_overflowing_a_hung_backends_channel_are_kept_by_its_spool() {
             std::thread::spawn(move || {
                 for i in (w..WRITES).step_by(16) {
                     let body = format!("ovf seq={i}i {}\n", 1_000_000 + i);
-                    let r = http_request(
-                        addr,
-                        "POST",
-                        &format!("/write?db={db}"),
-                        &[],
-                        body.as_bytes(),
-                    );
-                    assert_eq!(r.status, 204, "{}", r.body_str());
+                    write_ok(addr, &db, body.as_bytes());
                 }
             })
         })

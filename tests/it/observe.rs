@@ -750,16 +750,7 @@ fn queued_writes_merge_up_to_4_mib_unless_max_batch_kb_is_set() {
                     )
                 })
                 .collect();
-            std::thread::spawn(move || {
-                let r = http_request(
-                    addr,
-                    "POST",
-                    &format!("/write?db={db}"),
-                    &[],
-                    body.as_bytes(),
-                );
-                assert_eq!(r.status, 204, "{}", r.body_str());
-            })
+            std::thread::spawn(move || write_ok(addr, &db, body.as_bytes()))
         };
         own.pause();
         // The first write holds the backend's only connection; the rest queue behind it.

@@ -725,6 +725,13 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// `POST /write?db=<db>` with `body` to the relay at `addr`, which must answer 204;
+/// usable from threads that hold only the address.
+pub fn write_ok(addr: SocketAddr, db: &str, body: &[u8]) {
+    let r = http_request(addr, "POST", &format!("/write?db={db}"), &[], body);
+    assert_eq!(r.status, 204, "{}", r.body_str());
+}
+
 /// One request on a fresh connection; panics on connection or protocol errors (use
 /// [`try_http_request`] to observe them).
 ///
