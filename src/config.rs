@@ -1108,6 +1108,13 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         _ => None,
     };
 
+    let max_batch = bytes(&at("max-batch-kb"), batch_kb, KIB)?;
+    // A limit the file sets bounds live merges too; the default does not.
+    let coalesce_limit = if raw.max_batch_kb.is_some_and(|n| n > 0) {
+        max_batch
+    } else {
+        (DEFAULT_COALESCE_KB * KIB) as usize
+    };
     Ok(HttpOutput {
         name,
         location,
@@ -1117,11 +1124,8 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         skip_tls_verification,
         ca_file,
         buffer_size: bytes(&at("buffer-size-mb"), buffer_mb, MIB)?,
-        max_batch: bytes(&at("max-batch-kb"), batch_kb, KIB)?,
-        coalesce_limit: match raw.max_batch_kb {
-            Some(n) if n > 0 => bytes(&at("max-batch-kb"), batch_kb, KIB)?,
-            _ => bytes(&at("max-batch-kb"), DEFAULT_COALESCE_KB as i64, KIB)?,
-        },
+        max_batch,
+        coalesce_limit,
         max_delay_interval: duration(
             &at("max-delay-interval"),
             raw.max_delay_interval,
