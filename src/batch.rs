@@ -27,6 +27,9 @@ pub struct Batch {
     pub body: Vec<u8>,
     /// Point lines in `body`, for counters.
     pub points: usize,
+    /// This change's number in the relay-wide order (`applied`): set when the batch
+    /// is handed to the backends; 0 for changes of an earlier run.
+    pub seq: u64,
 }
 
 pub type SharedBatch = Arc<Batch>;

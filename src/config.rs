@@ -42,6 +42,11 @@ pub const DEFAULT_ACK: Ack = Ack::Any;
 pub const DEFAULT_MAX_BODY_SIZE_MB: u64 = 25;
 /// Default `[[http]] read-timeout`: 10 s for a client to make progress on head or body.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `[[http]] read-wait`: 5 s. How long a read may wait for a backend that has
+/// applied every change acknowledged before it arrived; past it, the least-behind
+/// backend answers with `X-Relay-Behind: true`.
+pub const DEFAULT_READ_WAIT: Duration = Duration::from_secs(5);
+
 /// Default `[[http]] idle-timeout`: 60 s before an idle keep-alive connection is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `[[http]] max-connections`: 10 000 open client connections per listener.
@@ -157,6 +162,8 @@ pub struct HttpConfig {
     pub max_body_size: usize,
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest wait of a read for an up-to-date backend (`read-wait`; 0: never wait).
+    pub read_wait: Duration,
     pub max_connections: usize,
     /// Relay-side authentication (`users`, `users-file`, `auth-metrics`); `None`: every
     /// request is accepted, as in the original.
@@ -548,6 +555,7 @@ struct RawHttp {
     max_body_size_mb: Option<i64>,
     read_timeout: Option<String>,
     idle_timeout: Option<String>,
+    read_wait: Option<String>,
     max_connections: Option<i64>,
     users: Vec<RawUser>,
     users_file: Option<String>,
@@ -636,6 +644,7 @@ impl RawHttp {
             max_body_size_mb: f.integer("max-body-size-mb")?,
             read_timeout: f.duration("read-timeout")?,
             idle_timeout: f.duration("idle-timeout")?,
+            read_wait: f.duration("read-wait")?,
             max_connections: f.integer("max-connections")?,
             users: f
                 .tables("users")?
@@ -864,6 +873,7 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         DEFAULT_IDLE_TIMEOUT,
         false,
     )?;
+    let read_wait = duration(&at("read-wait"), raw.read_wait, DEFAULT_READ_WAIT, true)?;
     let max_connections = integer_in(
         &at("max-connections"),
         raw.max_connections,
@@ -894,6 +904,7 @@ fn build_http(raw: RawHttp) -> Result<HttpConfig, ConfigError> {
         max_body_size,
         read_timeout,
         idle_timeout,
+        read_wait,
         max_connections,
         auth,
         forward_credentials: raw

@@ -19,6 +19,8 @@ pub struct Shared {
     pub http: Vec<HttpListener>,
     pub udp: Vec<crate::udp::UdpListener>,
     pub started: Instant,
+    /// The order of changes and what clients were told succeeded (read-your-writes).
+    pub changes: crate::applied::Changes,
 }
 
 pub struct HttpListener {
@@ -33,6 +35,10 @@ pub struct HttpListener {
     pub open_connections: AtomicUsize,
     /// Where read queries go, one per backend (same index).
     pub query_targets: Vec<crate::http::upstream::QueryTarget>,
+    /// Per backend (same index), what every output of any listener that writes to the
+    /// same server has not finished: a read may go there only once all of it is past
+    /// the acknowledged watermark.
+    pub server_unapplied: Vec<Vec<Arc<crate::applied::Unapplied>>>,
     /// One per event loop, indexed by loop id.
     pub stats: Vec<Arc<ListenerStats>>,
 }
@@ -79,12 +85,14 @@ impl Relay {
                     .max()
                     .unwrap_or(Duration::from_secs(10)),
                 query_targets: l.outputs.iter().map(query_target).collect(),
+                server_unapplied: Vec::new(),
                 open_connections: AtomicUsize::new(0),
                 stats: (0..threads)
                     .map(|_| Arc::new(ListenerStats::default()))
                     .collect(),
             });
         }
+        link_same_servers(&mut http);
         let (udp, udp_service) = crate::udp::start(&config.udp, threads)?;
         let shared = Arc::new(Shared {
             shutdown: AtomicBool::new(false),
@@ -92,6 +100,7 @@ impl Relay {
             http,
             udp,
             started: Instant::now(),
+            changes: Default::default(),
         });
         let mut loops = Vec::new();
         let mut notifiers = Vec::new();
@@ -197,6 +206,32 @@ impl Relay {
         for b in self.backends {
             b.join();
         }
+    }
+}
+
+/// Fill `server_unapplied`: outputs of different listeners that name the same host
+/// and port write to one server, so a read there must wait for all of them.
+fn link_same_servers(http: &mut [HttpListener]) {
+    let server = |l: &HttpListener, i: usize| {
+        let loc = &l.config.outputs[i].location;
+        (loc.host.to_ascii_lowercase(), loc.port)
+    };
+    let mut all = Vec::new();
+    for l in http.iter() {
+        for (i, b) in l.backends.iter().enumerate() {
+            all.push((server(l, i), b.unapplied.clone()));
+        }
+    }
+    for l in http.iter_mut() {
+        l.server_unapplied = (0..l.backends.len())
+            .map(|i| {
+                let me = server(l, i);
+                all.iter()
+                    .filter(|(s, _)| *s == me)
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            })
+            .collect();
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome, SharedBatch};
 use crate::config::HttpOutput;
 use crate::metrics::BackendStats;
@@ -31,8 +32,13 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// How often idle workers look at the shutdown flag.
 const IDLE_POLL: Duration = Duration::from_millis(200);
-/// How often a backend marked down is probed with `/ping` while no writes flow.
+/// How often a backend is asked `/ping` while nothing else tells whether it is up: when
+/// it is marked down, or when no request has gone to it for this long (1 s). A dead
+/// backend is thus seen down within about two seconds even when no writes come.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a `/ping` may take before the backend counts as down (1 s): a probe must not
+/// hold a worker for a whole output `timeout`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A finished backend write, on its way back to the loop that owns the client.
 #[derive(Debug)]
@@ -117,6 +123,8 @@ pub struct BackendHandle {
     pub name: String,
     tx: Sender<Job>,
     pub stats: Arc<BackendStats>,
+    /// Changes handed to this backend and not finished there (read-your-writes).
+    pub unapplied: Arc<Unapplied>,
     control: Arc<Control>,
     /// Where writes go when the channel is full, for a backend that can queue them
     /// (RAM buffer or spool); `None` without either.
@@ -150,7 +158,7 @@ enum Offer {
 }
 
 impl Overflow {
-    fn offer(&self, job: Job, backend: &str, stats: &BackendStats, activate: bool) -> Offer {
+    fn offer(&self, job: Job, backend: &BackendHandle, activate: bool) -> Offer {
         let Ok(mut guard) = self.jobs.lock() else {
             return Offer::Declined(job);
         };
@@ -160,7 +168,7 @@ impl Overflow {
         let (jobs, bytes) = &mut *guard;
         let len = job.batch.body.len();
         if *bytes + len > self.limit {
-            drop_job(backend, stats, job);
+            drop_job(backend, job);
             return Offer::Taken;
         }
         *bytes += len;
@@ -185,7 +193,9 @@ impl Overflow {
 static QUEUE_FULL_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 
 /// A write the backend will never see: counted, logged, and its client told.
-fn drop_job(backend: &str, stats: &BackendStats, job: Job) {
+fn drop_job(handle: &BackendHandle, job: Job) {
+    let (backend, stats) = (&handle.name, &handle.stats);
+    handle.unapplied.done(job.batch.seq);
     stats.dropped_queue_full.add(job.batch.points as u64);
     if let Some(suppressed) = QUEUE_FULL_LOG.check() {
         crate::warn!(
@@ -238,25 +248,25 @@ impl BackendHandle {
     /// Hand `job` to the backend without blocking. A full channel means the backend
     /// is far behind: the job is reported failed and counted.
     pub fn submit(&self, job: Job) {
+        // Before any worker can see it, so that finishing it always finds it.
+        self.unapplied.add(job.batch.seq, 1);
         let job = match &self.overflow {
             // Writes already overflowing: this one goes behind them.
-            Some(o) if o.active.load(Ordering::Acquire) => {
-                match o.offer(job, &self.name, &self.stats, false) {
-                    Offer::Taken => return,
-                    Offer::Declined(job) => job,
-                }
-            }
+            Some(o) if o.active.load(Ordering::Acquire) => match o.offer(job, self, false) {
+                Offer::Taken => return,
+                Offer::Declined(job) => job,
+            },
             _ => job,
         };
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => match &self.overflow {
                 Some(o) => {
-                    let _ = o.offer(job, &self.name, &self.stats, true);
+                    let _ = o.offer(job, self, true);
                 }
-                None => drop_job(&self.name, &self.stats, job),
+                None => drop_job(self, job),
             },
-            Err(TrySendError::Disconnected(job)) => drop_job(&self.name, &self.stats, job),
+            Err(TrySendError::Disconnected(job)) => drop_job(self, job),
         }
     }
 }
@@ -280,6 +290,7 @@ impl Backend {
             .map_err(|e| std::io::Error::other(format!("output {:?}: {e}", output.name)))?;
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let stats = Arc::new(BackendStats::default());
+        let unapplied = Arc::new(Unapplied::default());
         let control = Arc::new(Control::default());
         let store = if output.spool_size > 0 {
             Some(Store::Disk {
@@ -303,16 +314,21 @@ impl Backend {
             tls,
             listener: listener.to_string(),
             stats: stats.clone(),
+            unapplied: unapplied.clone(),
             control: control.clone(),
             output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
             buffering: store.is_some(),
-            queue: Mutex::new(Queue::new(Store::Ram {
-                jobs: Default::default(),
-                bytes: 0,
-                limit: 0,
-            })),
+            queue: Mutex::new(Queue::new(
+                Store::Ram {
+                    jobs: Default::default(),
+                    bytes: 0,
+                    limit: 0,
+                },
+                &unapplied,
+            )),
             queue_ready: Condvar::new(),
             last_probe_ms: AtomicU64::new(0),
+            last_contact_ms: AtomicU64::new(crate::metrics::unix_ms()),
             query_path: query_path_of(&output.location.path),
         };
         if let Some(mut store) = store {
@@ -320,7 +336,7 @@ impl Backend {
             if let Store::Disk { spool, dir, limit } = &mut store {
                 *spool = queue::open_spool(&shared, dir, *limit);
             }
-            shared.queue = Mutex::new(Queue::new(store));
+            shared.queue = Mutex::new(Queue::new(store, &unapplied));
         }
         let overflow = shared.buffering.then(|| {
             let store_limit = if output.spool_size > 0 {
@@ -364,6 +380,7 @@ impl Backend {
                 name: output.name.clone(),
                 tx,
                 stats,
+                unapplied,
                 control,
                 overflow,
             },
@@ -410,6 +427,7 @@ pub(crate) struct Shared {
     tls: Option<crate::tls::ClientTls>,
     listener: String,
     stats: Arc<BackendStats>,
+    unapplied: Arc<Unapplied>,
     control: Arc<Control>,
     /// `Authorization` value from the output's `http-user`/`http-pass`.
     output_auth: Option<String>,
@@ -422,6 +440,8 @@ pub(crate) struct Shared {
     query_path: String,
     /// Unix ms of the last `/ping` probe of a down backend.
     last_probe_ms: AtomicU64,
+    /// Unix ms of the last request that went to the backend (write, statement, probe).
+    last_contact_ms: AtomicU64,
 }
 
 static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
@@ -436,6 +456,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
         direct_timeout(shared.output.timeout),
         shared.tls.clone(),
     );
+    let mut probe = probe_client(shared);
     let mut gz = Vec::new();
     // A job taken while coalescing that did not fit; it goes first next time.
     let mut held: Option<Job> = None;
@@ -469,7 +490,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
                 return
             }
             Err(RecvTimeoutError::Timeout) => {
-                probe_if_down(shared, &mut client);
+                probe_if_due(shared, &mut probe);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -493,6 +514,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
         if closing && shared.control.past_deadline() {
             // Shutting down, out of time, nowhere to keep it: lost, and counted.
             shared.stats.dropped_shutdown.add(job.batch.points as u64);
+            shared.unapplied.done(job.batch.seq);
             continue;
         }
         let group = coalesce(shared, rx, job, &mut held);
@@ -519,6 +541,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
             shared.stats.dropped_unbuffered.add(points);
         }
         for job in group {
+            shared.unapplied.done(job.batch.seq);
             if let Some(reply) = job.reply {
                 reply.send(outcome.clone());
             }
@@ -590,6 +613,7 @@ fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
     if matches!(outcome, Outcome::Failed { .. }) {
         shared.stats.dropped_unbuffered.add(job.batch.points as u64);
     }
+    shared.unapplied.done(job.batch.seq);
     if let Some(reply) = job.reply {
         reply.send(outcome);
     }
@@ -628,7 +652,9 @@ fn post(
         Kind::Write => shared.output.location.path.as_str(),
         Kind::Statement => shared.query_path.as_str(),
     };
-    match client.post(path, query, auth, body, gzip) {
+    let answer = client.post(path, query, auth, body, gzip);
+    contacted(shared);
+    match answer {
         Ok(resp) if (200..300).contains(&resp.status) => {
             mark_up(shared);
             stats.delivered_requests.inc();
@@ -669,15 +695,26 @@ fn post(
     }
 }
 
-/// Keep the up/down state true when no writes flow: a backend marked down is asked
-/// `/ping` about once per `PROBE_INTERVAL` by whichever idle sender gets there first.
-fn probe_if_down(shared: &Shared, client: &mut Client) {
-    if shared.stats.down.get() == 0 {
-        return;
-    }
+/// A client for `/ping` probes, with their own short timeout.
+pub(crate) fn probe_client(shared: &Shared) -> Client {
+    Client::new(
+        shared.output.location.clone(),
+        PROBE_TIMEOUT.min(shared.output.timeout),
+        shared.tls.clone(),
+    )
+}
+
+/// Keep the up/down state true when no writes flow: a backend marked down, or one
+/// nothing was sent to for `PROBE_INTERVAL`, is asked `/ping` about once per
+/// `PROBE_INTERVAL` by whichever idle worker gets there first.
+fn probe_if_due(shared: &Shared, client: &mut Client) {
     let now = crate::metrics::unix_ms();
+    let interval = PROBE_INTERVAL.as_millis() as u64;
+    let down = shared.stats.down.get() != 0;
+    let quiet = now >= shared.last_contact_ms.load(Ordering::Relaxed) + interval;
     let last = shared.last_probe_ms.load(Ordering::Relaxed);
-    if now < last + PROBE_INTERVAL.as_millis() as u64
+    if !(down || quiet)
+        || now < last + interval
         || shared
             .last_probe_ms
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -685,10 +722,33 @@ fn probe_if_down(shared: &Shared, client: &mut Client) {
     {
         return;
     }
-    match client.get("/ping") {
-        Ok(resp) if (200..300).contains(&resp.status) => mark_up(shared),
-        Ok(resp) => note_failure(shared, &format!("ping answered {}", resp.status)),
-        Err(e) => note_failure(shared, &e),
+    ping(shared, client);
+}
+
+/// Something was just sent to the backend: no idle probe is due for a while.
+fn contacted(shared: &Shared) {
+    shared
+        .last_contact_ms
+        .store(crate::metrics::unix_ms(), Ordering::Relaxed);
+}
+
+/// Ask the backend `/ping` now and mark it up or down by the answer; `true` if up.
+pub(crate) fn ping(shared: &Shared, client: &mut Client) -> bool {
+    let answer = client.get("/ping");
+    contacted(shared);
+    match answer {
+        Ok(resp) if (200..300).contains(&resp.status) => {
+            mark_up(shared);
+            true
+        }
+        Ok(resp) => {
+            note_failure(shared, &format!("ping answered {}", resp.status));
+            false
+        }
+        Err(e) => {
+            note_failure(shared, &e);
+            false
+        }
     }
 }
 
@@ -779,6 +839,7 @@ mod tests {
                 auth: None,
                 body: b"m v=1 1\n".to_vec(),
                 points: 1,
+                seq: 0,
             }),
             reply: None,
         };
@@ -786,10 +847,7 @@ mod tests {
             .overflow
             .as_ref()
             .expect("a buffering backend has one");
-        assert!(matches!(
-            overflow.offer(job(), "dead", &handle.stats, true),
-            Offer::Taken
-        ));
+        assert!(matches!(overflow.offer(job(), &handle, true), Offer::Taken));
         handle.submit(job()); // goes behind it, not into the channel
         let deadline = Instant::now() + Duration::from_secs(5);
         while handle.stats.queued_requests.get() < 2 && Instant::now() < deadline {
@@ -823,6 +881,7 @@ mod tests {
             auth: None,
             body: b"m v=1 1\nm v=2 2\n".to_vec(),
             points: 2,
+            seq: 0,
         });
         let job = || Job {
             batch: batch.clone(),

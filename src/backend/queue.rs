@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome};
 use crate::metrics::unix_ms as now_ms;
 use crate::spool::{Record, RecordRef, Spool, SpoolError};
@@ -47,19 +48,28 @@ pub struct Queue {
     pub active: bool,
     /// When the oldest queued write was queued (for `/status`).
     pub oldest: Option<Instant>,
+    /// The change number of each spooled record, oldest first (the spool itself
+    /// does not keep them): what finishing a record tells `Shared::unapplied`.
+    spooled: VecDeque<u64>,
 }
 
 impl Queue {
-    pub fn new(store: Store) -> Queue {
-        let active = match &store {
-            Store::Disk { spool: Some(s), .. } => !s.is_empty(),
-            _ => false,
-        };
-        Queue {
+    /// A queue over `store`; records an earlier run left in its spool are counted in
+    /// `unapplied` as change 0.
+    pub fn new(store: Store, unapplied: &Unapplied) -> Queue {
+        let mut q = Queue {
             store,
-            active,
-            oldest: active.then(Instant::now),
+            active: false,
+            oldest: None,
+            spooled: VecDeque::new(),
+        };
+        if let Store::Disk { spool: Some(s), .. } = &q.store {
+            let n = s.len_records();
+            adopt_recovered(&mut q.spooled, unapplied, n);
+            q.active = n > 0;
+            q.oldest = q.active.then(Instant::now);
         }
+        q
     }
 
     fn is_empty(&self) -> bool {
@@ -69,6 +79,12 @@ impl Queue {
             Store::Disk { spool: None, .. } => true,
         }
     }
+}
+
+/// Records found in a reopened spool precede every change of this run.
+fn adopt_recovered(spooled: &mut VecDeque<u64>, unapplied: &Unapplied, records: u64) {
+    spooled.extend(std::iter::repeat_n(0, records as usize));
+    unapplied.add(0, records);
 }
 
 /// Lines in a body, for counting what is dropped (every line ends in `\n`).
@@ -87,6 +103,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
     };
     let q = &mut *q;
     let stats = &shared.stats;
+    let spooled = &mut q.spooled;
     match &mut q.store {
         Store::Ram {
             jobs: queued,
@@ -99,6 +116,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                     // Full: the newest write is the one that goes (SPEC §5.3's policy,
                     // applied to RAM as well).
                     stats.dropped_buffer_full.add(job.batch.points as u64);
+                    shared.unapplied.done(job.batch.seq);
                     log_drop(
                         shared,
                         "retry buffer full; write dropped",
@@ -126,6 +144,9 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
         Store::Disk { spool, dir, limit } => {
             if spool.is_none() {
                 *spool = open_spool(shared, dir, *limit);
+                if let Some(s) = spool {
+                    adopt_recovered(spooled, &shared.unapplied, s.len_records());
+                }
             }
             let result = match spool.as_mut() {
                 Some(s) => {
@@ -161,6 +182,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
             let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
             let outcome = match result {
                 Ok(spool_bytes) => {
+                    spooled.extend(jobs.iter().map(|j| j.batch.seq));
                     stats.spooled_points.add(points);
                     stats.spool_bytes.set(spool_bytes);
                     stats.queued_requests.add(jobs.len() as u64);
@@ -172,6 +194,9 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                     Outcome::Spooled
                 }
                 Err(e) => {
+                    for job in &jobs {
+                        shared.unapplied.done(job.batch.seq);
+                    }
                     if matches!(e, SpoolError::Full { .. }) {
                         stats.dropped_spool_full.add(points);
                     } else {
@@ -270,6 +295,7 @@ struct Attempt {
 /// query and credentials up to `max-batch-kb`, backing off on failure.
 pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
     let mut backoff = INITIAL_BACKOFF;
+    let mut probe = super::probe_client(shared);
     let mut peeked: Vec<Record> = Vec::new();
     let mut gz = Vec::new();
     loop {
@@ -346,7 +372,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
             finish(shared, attempt.n, &outcome);
         } else {
             shared.stats.retries.inc();
-            sleep_unless_closing(shared, backoff);
+            backoff_unless_up(shared, &mut probe, backoff);
             backoff = (backoff * 2).min(shared.output.max_delay_interval);
         }
     }
@@ -400,6 +426,7 @@ fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
                     lines,
                 );
                 consume(shared, s, stale);
+                finish_spooled(shared, &mut q.spooled, stale);
                 return None;
             }
             let first = peeked.first()?;
@@ -456,13 +483,24 @@ fn finish(shared: &Shared, n: usize, outcome: &Outcome) {
                     .ram_queue_bytes
                     .sub(job.batch.body.len() as u64);
                 shared.stats.queued_requests.sub(1);
+                shared.unapplied.done(job.batch.seq);
                 if let Some(reply) = job.reply {
                     reply.send(outcome.clone());
                 }
             }
         }
-        Store::Disk { spool: Some(s), .. } => consume(shared, s, n),
+        Store::Disk { spool: Some(s), .. } => {
+            consume(shared, s, n);
+            finish_spooled(shared, &mut q.spooled, n);
+        }
         Store::Disk { spool: None, .. } => {}
+    }
+}
+
+/// The first `n` spooled records left the spool: their changes are finished here.
+fn finish_spooled(shared: &Shared, spooled: &mut VecDeque<u64>, n: usize) {
+    for seq in spooled.drain(..n.min(spooled.len())) {
+        shared.unapplied.done(seq);
     }
 }
 
@@ -487,11 +525,26 @@ fn is_database_not_found(body: &[u8]) -> bool {
     memchr::memmem::find(body, b"database not found").is_some()
 }
 
-fn sleep_unless_closing(shared: &Shared, total: Duration) {
+/// Wait `total` before the next attempt, but stop waiting as soon as a backend that
+/// was down answers a probe: catch-up starts when the backend is back, not when the
+/// backoff (up to `max-delay-interval`) runs out. A backend that is up and refused
+/// the write (`database not found`) gets the whole wait.
+fn backoff_unless_up(shared: &Shared, probe: &mut super::client::Client, total: Duration) {
     let end = Instant::now() + total;
+    let was_down = shared.stats.down.get() != 0;
+    let mut next_probe = Instant::now() + super::PROBE_INTERVAL.min(total);
     while Instant::now() < end {
         if shared.control.past_deadline() {
             return;
+        }
+        if was_down && shared.stats.down.get() == 0 {
+            return; // a sender's probe saw it up
+        }
+        if was_down && Instant::now() >= next_probe {
+            next_probe = Instant::now() + super::PROBE_INTERVAL;
+            if super::ping(shared, probe) {
+                return;
+            }
         }
         std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
     }

@@ -28,6 +28,10 @@ mod proxy;
 use crate::tls::Transport;
 use proxy::Upstream;
 
+/// How often parked reads look again for an up-to-date backend. Backends finish
+/// changes on their own threads without telling this loop, so it looks.
+const PARKED_RECHECK: Duration = Duration::from_millis(1);
+
 /// Token of the loop's waker; listeners use their index, connections start at
 /// `FIRST_CONN` and are never reused, so a stale event can never hit a new connection.
 const WAKER: Token = Token(usize::MAX - 1);
@@ -66,6 +70,9 @@ enum Phase {
     Waiting(InFlight),
     /// A read query streamed from one backend by the upstream with this token.
     Proxying { upstream: usize, keep_alive: bool },
+    /// A read query waiting for a backend that has applied every change acknowledged
+    /// before it arrived (the connection is on `EventLoop::parked`).
+    ReadWait(proxy::ParkedRead),
 }
 
 enum BodyFraming {
@@ -77,6 +84,16 @@ enum BodyFraming {
         filled: usize,
     },
     Chunked(ChunkedDecoder),
+}
+
+impl Phase {
+    /// A request is being served: nothing more is read or parsed until it is answered.
+    fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_)
+        )
+    }
 }
 
 impl BodyFraming {
@@ -91,6 +108,8 @@ impl BodyFraming {
 
 struct InFlight {
     request: u64,
+    /// The change's number (`applied`): a 2xx answer acknowledges it.
+    seq: u64,
     tracker: AckTracker,
     deadline: Instant,
     keep_alive: bool,
@@ -164,6 +183,8 @@ pub struct EventLoop {
     next_request: u64,
     /// Connections and listeners with readiness left after their budget.
     again: Vec<Token>,
+    /// Connections whose read query waits in `Phase::ReadWait`.
+    parked: Vec<usize>,
     now: Instant,
     now_ns: i64,
     last_tick: Instant,
@@ -207,6 +228,7 @@ impl EventLoop {
             completions: rx,
             next_request: 0,
             again: Vec::new(),
+            parked: Vec::new(),
             now,
             now_ns: 0,
             last_tick: now,
@@ -219,10 +241,12 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut again = Vec::new();
         loop {
-            let timeout = if self.again.is_empty() {
-                TICK
-            } else {
+            let timeout = if !self.again.is_empty() {
                 Duration::ZERO
+            } else if !self.parked.is_empty() {
+                PARKED_RECHECK
+            } else {
+                TICK
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -245,6 +269,9 @@ impl EventLoop {
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed();
                 self.dispatch(token, readable, writable);
+            }
+            if !self.parked.is_empty() {
+                self.recheck_parked();
             }
             if self.now.duration_since(self.last_tick) >= TICK {
                 self.last_tick = self.now;
@@ -387,15 +414,12 @@ impl EventLoop {
             if self.process(token, &mut conn) || (conn.pending_output() > 0 && conn.writable) {
                 continue;
             }
-            let can_read = !matches!(conn.phase, Phase::Waiting(_) | Phase::Proxying { .. })
+            let can_read = !conn.phase.is_busy()
                 && !conn.peer_closed
                 && !conn.close_after_flush
                 && conn.pending_output() < MAX_PENDING_OUTPUT;
             if !(can_read && conn.readable) {
-                if conn.peer_closed
-                    && !matches!(conn.phase, Phase::Waiting(_) | Phase::Proxying { .. })
-                    && conn.pending_output() == 0
-                {
+                if conn.peer_closed && !conn.phase.is_busy() && conn.pending_output() == 0 {
                     break false;
                 }
                 break true;
@@ -511,7 +535,7 @@ impl EventLoop {
                 return false;
             }
             match &mut conn.phase {
-                Phase::Waiting(_) | Phase::Proxying { .. } => return false,
+                Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_) => return false,
                 Phase::Head => {
                     let input = &conn.rbuf[conn.rpos..];
                     if input.is_empty() {
@@ -768,6 +792,9 @@ impl EventLoop {
         statements: usize,
     ) -> InFlight {
         let shared = &self.shared.http[listener];
+        let mut batch = batch;
+        batch.seq = self.shared.changes.next();
+        let seq = batch.seq;
         let batch = Arc::new(batch);
         let request = self.next_request;
         self.next_request += 1;
@@ -785,6 +812,7 @@ impl EventLoop {
         }
         InFlight {
             request,
+            seq,
             tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
             // SPEC §4.4: a client waits at most the largest output timeout (checked
             // every TICK); backends still busy then finish in the background.
@@ -834,6 +862,10 @@ impl EventLoop {
             return;
         };
         let close = !in_flight.keep_alive || self.shutdown_deadline.is_some();
+        if matches!(answer, Answer::NoContent | Answer::Body { .. }) {
+            // From here on, every read must see this change.
+            self.shared.changes.acknowledge(in_flight.seq);
+        }
         let status = match answer {
             Answer::NoContent if in_flight.statements > 0 => {
                 // Spooled everywhere, run nowhere yet: answer as InfluxDB does for
@@ -896,8 +928,8 @@ impl EventLoop {
                         }
                     }
                 }
-                // The upstream keeps its own time (below).
-                Phase::Proxying { .. } => {}
+                // The upstream keeps its own time (below); a parked read its own.
+                Phase::Proxying { .. } | Phase::ReadWait(_) => {}
                 _ => {
                     let quiet = now.duration_since(conn.last_input);
                     if conn.has_partial_request() && !conn.close_after_flush {

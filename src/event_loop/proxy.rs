@@ -1,6 +1,11 @@
 //! `/query` in the event loop: statements fan out like writes; reads are proxied to
-//! one in-sync backend over a non-blocking connection of the loop's own and streamed
-//! to the client, pausing while the client has not taken what it was sent.
+//! one up-to-date backend over a non-blocking connection of the loop's own and
+//! streamed to the client, pausing while the client has not taken what it was sent.
+//!
+//! Up to date means read-your-writes (`crate::applied`): the backend has finished
+//! every change acknowledged before the read arrived. When none has, the read is
+//! parked (`Phase::ReadWait`) for up to the listener's `read-wait`, then served by the
+//! least-behind backend with `X-Relay-Behind: true`.
 
 use std::io::{self, Read, Write};
 
@@ -16,13 +21,36 @@ pub(super) struct ReadPlan {
     pub(super) client: usize,
     pub(super) listener: usize,
     /// The backend being asked now, and those to try (from the end) if it cannot be
-    /// reached or gives no answer.
+    /// reached or gives no answer, each with whether it may lack acknowledged changes.
     pub(super) backend: usize,
-    pub(super) fallbacks: Vec<usize>,
+    pub(super) fallbacks: Vec<(usize, bool)>,
     pub(super) behind: bool,
+    /// What the request says, to rebuild it for a fallback backend.
+    pub(super) params: String,
+    pub(super) authorization: Option<Box<[u8]>>,
     pub(super) request: Vec<u8>,
     /// The client asked to close after this answer.
     pub(super) client_close: bool,
+}
+
+impl ReadPlan {
+    /// Aim the plan at backend `b`, whose request line and `Host` may differ.
+    fn next_backend(&mut self, target: &upstream::QueryTarget, b: usize, behind: bool) {
+        self.backend = b;
+        self.behind = behind;
+        self.request = upstream::read_request(target, &self.params, self.authorization.as_deref());
+    }
+}
+
+/// A read query waiting for an up-to-date backend.
+pub(super) struct ParkedRead {
+    params: String,
+    authorization: Option<Box<[u8]>>,
+    keep_alive: bool,
+    /// The acknowledged watermark when the read arrived.
+    watermark: u64,
+    /// Past this, the least-behind backend answers.
+    deadline: Instant,
 }
 
 /// A connection to a backend carrying one read query (see `http::upstream`).
@@ -76,6 +104,7 @@ impl EventLoop {
                     auth: head.authorization.clone(),
                     body: Vec::new(),
                     points: 0,
+                    seq: 0,
                 };
                 let in_flight = self.fan_out(token, conn.listener, batch, statements);
                 conn.phase = Phase::Waiting(InFlight {
@@ -85,63 +114,152 @@ impl EventLoop {
                 Ok(())
             }
             query::Class::Read => {
-                let (order, behind) = self.readers(conn.listener);
-                let Some((&first, rest)) = order.split_first() else {
-                    return Err((503, "no backend can answer queries"));
-                };
-                let request = {
-                    let target = &self.shared.http[conn.listener].query_targets[first];
-                    upstream::read_request(target, &params, head.authorization.as_deref())
-                };
-                let plan = ReadPlan {
-                    client: token,
-                    listener: conn.listener,
-                    backend: first,
-                    fallbacks: rest.iter().rev().copied().collect(),
-                    behind,
-                    request,
-                    client_close: !keep_alive,
-                };
-                let up_token = self
-                    .connect_upstream(plan)
-                    .ok_or((503, "no backend can answer queries"))?;
-                conn.phase = Phase::Proxying {
-                    upstream: up_token,
+                let parked = ParkedRead {
+                    params,
+                    authorization: head.authorization.clone(),
                     keep_alive,
+                    watermark: self.shared.changes.watermark(),
+                    deadline: self.now + self.shared.http[conn.listener].config.read_wait,
                 };
+                conn.phase = self.begin_read(token, conn.listener, parked)?;
+                if matches!(conn.phase, Phase::ReadWait(_)) {
+                    self.parked.push(token);
+                }
                 Ok(())
             }
         }
     }
 
-    /// Backends to ask for a read, best first: in-sync ones (up, nothing queued)
-    /// round-robin, then the rest by how little they have queued. `true` when none is
-    /// in sync.
-    pub(super) fn readers(&mut self, listener: usize) -> (Vec<usize>, bool) {
+    /// Send a read to an up-to-date backend, or park it until one is (or its wait is
+    /// over, when the least-behind one answers). The connection's next phase.
+    fn begin_read(
+        &mut self,
+        token: usize,
+        listener: usize,
+        read: ParkedRead,
+    ) -> Result<Phase, (u16, &'static str)> {
+        let (order, fresh, fresh_up) = self.readers(listener, read.watermark);
+        if fresh_up == 0 && self.now < read.deadline && !order.is_empty() {
+            return Ok(Phase::ReadWait(read));
+        }
+        let Some((&first, rest)) = order.split_first() else {
+            return Err((503, "no backend can answer queries"));
+        };
+        let fallbacks = rest
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, &b)| (b, i + 1 >= fresh))
+            .collect();
+        let request = upstream::read_request(
+            &self.shared.http[listener].query_targets[first],
+            &read.params,
+            read.authorization.as_deref(),
+        );
+        let plan = ReadPlan {
+            client: token,
+            listener,
+            backend: first,
+            fallbacks,
+            behind: fresh == 0,
+            params: read.params,
+            authorization: read.authorization,
+            request,
+            client_close: !read.keep_alive,
+        };
+        let upstream = self
+            .connect_upstream(plan)
+            .ok_or((503, "no backend can answer queries"))?;
+        Ok(Phase::Proxying {
+            upstream,
+            keep_alive: read.keep_alive,
+        })
+    }
+
+    /// Look again at every parked read: send those that now have an up-to-date
+    /// backend, or whose wait is over.
+    pub(super) fn recheck_parked(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        for token in parked {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            let listener = conn.listener;
+            let Phase::ReadWait(read) = std::mem::replace(&mut conn.phase, Phase::Head) else {
+                continue;
+            };
+            let keep_alive = read.keep_alive;
+            match self.begin_read(token, listener, read) {
+                Ok(phase) => {
+                    let wait = matches!(phase, Phase::ReadWait(_));
+                    if let Some(conn) = self.conns.get_mut(&token) {
+                        conn.phase = phase;
+                    }
+                    if wait {
+                        self.parked.push(token);
+                    }
+                }
+                Err((status, message)) => {
+                    let Some(conn) = self.conns.get_mut(&token) else {
+                        continue;
+                    };
+                    let close = !keep_alive || self.shutdown_deadline.is_some();
+                    response::error(&mut conn.wbuf, status, message, "", close);
+                    conn.close_after_flush |= close;
+                    self.count_answer(listener, status);
+                    self.drive(token);
+                }
+            }
+        }
+    }
+
+    /// Backends to ask for a read given the acknowledged `watermark`, best first, and
+    /// how many of them at the front are up to date (finished every change up to the
+    /// watermark, on every output that writes to the same server), and how many of
+    /// those are not marked down. Up-to-date ones come round-robin, up before down;
+    /// the rest follow least behind first (oldest unfinished change the newest).
+    pub(super) fn readers(
+        &mut self,
+        listener: usize,
+        watermark: u64,
+    ) -> (Vec<usize>, usize, usize) {
         let shared = &self.shared.http[listener];
-        let mut in_sync = Vec::new();
+        let mut fresh_up = Vec::new();
+        let mut fresh_down = Vec::new();
         let mut behind = Vec::new();
         for (i, b) in shared.backends.iter().enumerate() {
             if shared.query_targets[i].addr.is_none() {
                 continue;
             }
-            let s = &b.stats;
-            let queued = s.queued_requests.get() + s.ram_queue_bytes.get() + s.spool_bytes.get();
-            if s.down.get() == 0 && s.queued_since_ms.get() == 0 && queued == 0 {
-                in_sync.push(i);
+            let down = b.stats.down.get() != 0;
+            let unapplied = &shared.server_unapplied[i];
+            if unapplied.iter().all(|u| u.has_applied(watermark)) {
+                if down {
+                    fresh_down.push(i);
+                } else {
+                    fresh_up.push(i);
+                }
             } else {
-                behind.push((s.down.get(), queued, i));
+                let oldest = unapplied
+                    .iter()
+                    .filter_map(|u| u.oldest())
+                    .min()
+                    .unwrap_or(0);
+                behind.push((down, std::cmp::Reverse(oldest), i));
             }
         }
-        if !in_sync.is_empty() {
-            let n = in_sync.len();
-            in_sync.rotate_left(self.next_reader % n);
+        if !fresh_up.is_empty() {
+            let n = fresh_up.len();
+            fresh_up.rotate_left(self.next_reader % n);
             self.next_reader = self.next_reader.wrapping_add(1);
         }
         behind.sort_unstable();
-        let none_in_sync = in_sync.is_empty();
-        in_sync.extend(behind.into_iter().map(|(_, _, i)| i));
-        (in_sync, none_in_sync)
+        let up = fresh_up.len();
+        let mut order = fresh_up;
+        order.extend(fresh_down);
+        let fresh = order.len();
+        order.extend(behind.into_iter().map(|(_, _, i)| i));
+        (order, fresh, up)
     }
 
     /// Open a connection for `plan`, moving on to the next backend while connecting
@@ -177,7 +295,8 @@ impl EventLoop {
                     }
                 }
             }
-            plan.backend = plan.fallbacks.pop()?;
+            let (b, behind) = plan.fallbacks.pop()?;
+            plan.next_backend(&self.shared.http[plan.listener].query_targets[b], b, behind);
         }
     }
 
@@ -222,8 +341,8 @@ impl EventLoop {
     /// The backend asked could not answer: ask the next, or tell the client.
     pub(super) fn retry_read(&mut self, mut plan: ReadPlan) {
         let client = plan.client;
-        let next = plan.fallbacks.pop().and_then(|b| {
-            plan.backend = b;
+        let next = plan.fallbacks.pop().and_then(|(b, behind)| {
+            plan.next_backend(&self.shared.http[plan.listener].query_targets[b], b, behind);
             self.connect_upstream(plan)
         });
         let Some(conn) = self.conns.get_mut(&client) else {

@@ -85,6 +85,7 @@ pub fn prepare(
         auth: authorization,
         body,
         points: info.points,
+        seq: 0,
     }))
 }
 

@@ -65,3 +65,40 @@ fn node_influx_client_creates_writes_and_reads() {
         ("NODE_PATH", clients_dir().join("node/node_modules")),
     );
 }
+
+/// The node `influx` client's create / write / show / drop flow, 40 times through the
+/// relay with the default `ack = "any"`: every step reads what the step before changed,
+/// so this fails whenever a read reaches a backend still applying an acknowledged
+/// change.
+#[test]
+fn node_influx_flow_reads_its_own_changes_every_time() {
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(shared_backends(), "5s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    let modules = clients_dir().join("node/node_modules");
+    assert!(
+        modules.exists(),
+        "{} is missing: run scripts/test.sh, which installs the client libraries",
+        modules.display()
+    );
+    let out = Command::new("node")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node_flow.js"))
+        .args([
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            unique_db("node_flow"),
+            "40".to_string(),
+        ])
+        .env("NODE_PATH", modules)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    assert!(
+        out.status.success(),
+        "node_flow.js failed:\n{}\n{}\nrelay:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        relay.stderr_text()
+    );
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod clients;
+mod consistency;
 mod durability;
 mod ha;
 mod harness;
@@ -10,6 +11,7 @@ mod hostile;
 mod http;
 mod observe;
 mod query;
+mod recovery;
 mod tls;
 mod udp;
 mod util;

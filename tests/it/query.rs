@@ -163,17 +163,12 @@ fn reads_avoid_a_backend_that_is_behind() {
         .http_listener("in", "any")
         .output("a", &backends[0].write_url(), "1s")
         .output("b", &backends[1].write_url(), "1s")
-        .output_opt("spool-size-mb", 16)
-        // A long backoff keeps b's queue waiting after b is back.
-        .output_opt("max-delay-interval", "60s");
+        .output_opt("spool-size-mb", 16);
     let relay = Relay::start(&cfg.to_toml());
     backends[1].kill9();
+    // Spooled for b, which now lacks an acknowledged write (a paused backend, up but
+    // behind, is in `consistency`).
     assert_eq!(relay.write(&db, "r v=1 1\n").status, 204);
-    // Replays of b's queue fail at about 0, 0.5, 1.5 and 3.5 s, then wait 4 s: b
-    // comes back inside that wait, up but behind.
-    std::thread::sleep(Duration::from_millis(3800));
-    backends[1].restart();
-    std::thread::sleep(Duration::from_millis(1200)); // the /ping probe marks b up
     for _ in 0..6 {
         let r = q(
             relay.addr(),
@@ -186,33 +181,9 @@ fn reads_avoid_a_backend_that_is_behind() {
             Some("a"),
             "read went to the backend that is behind"
         );
+        assert_eq!(r.header("X-Relay-Behind"), None);
         assert!(r.body_str().contains(",1]"), "{}", r.body_str());
     }
-}
-
-#[test]
-fn with_no_backend_in_sync_the_least_behind_answers_and_says_so() {
-    let db = unique_db("q_stale");
-    let mut backend = Influxd::start();
-    create_db(&backend, &db);
-    let cfg = RelayConfig::new()
-        .http_listener("in", "any")
-        .outputs_to([&backend], "1s")
-        .output_opt("spool-size-mb", 16)
-        .output_opt("max-delay-interval", "60s");
-    let relay = Relay::start(&cfg.to_toml());
-    backend.kill9();
-    assert_eq!(relay.write(&db, "r v=1 1\n").status, 204);
-    // Back inside the replay's 4 s backoff wait (see the test above): behind.
-    std::thread::sleep(Duration::from_millis(3800));
-    backend.restart();
-    let r = q(
-        relay.addr(),
-        "GET",
-        &format!("db={db}&q={}", url_encode("SHOW MEASUREMENTS")),
-    );
-    assert_eq!(r.status, 200, "{}", r.body_str());
-    assert_eq!(r.header("X-Relay-Behind"), Some("true"));
 }
 
 #[test]
