@@ -56,6 +56,12 @@ pub struct ListenerStats {
     pub bytes_in: Counter,
     pub connections_open: Gauge,
     pub connections_rejected: Counter,
+    /// Writes and statements held back (their client not read meanwhile) because a
+    /// backend's queue could not take them as fast as they came.
+    pub changes_held: Counter,
+    /// Of those, the ones answered 503 because the backend did not catch up within
+    /// the listener's answer time.
+    pub changes_held_too_long: Counter,
     /// `/write` requests: from the pass that completed the request head to the answer
     /// being queued.
     pub write_latency: Histogram,

@@ -234,6 +234,8 @@ struct HttpTotals {
     points_in: u64,
     bytes_in: u64,
     connections_rejected: u64,
+    changes_held: u64,
+    changes_held_too_long: u64,
     /// Per bucket, not cumulative (see `metrics::Histogram`).
     latency: [u64; LATENCY_SLOTS],
     latency_sum_us: u64,
@@ -250,6 +252,8 @@ impl HttpTotals {
             t.points_in += s.points_in.get();
             t.bytes_in += s.bytes_in.get();
             t.connections_rejected += s.connections_rejected.get();
+            t.changes_held += s.changes_held.get();
+            t.changes_held_too_long += s.changes_held_too_long.get();
             let (buckets, sum_us) = s.write_latency.snapshot();
             for (total, n) in t.latency.iter_mut().zip(buckets) {
                 *total += n;
@@ -495,6 +499,8 @@ fn http_status(out: &mut String, l: &HttpView, now_ms: u64) {
     o.num("bytes_in", t.bytes_in);
     o.num("open_connections", l.open_connections);
     o.num("rejected_connections", t.connections_rejected);
+    o.num("held_changes", t.changes_held);
+    o.num("held_changes_too_long", t.changes_held_too_long);
     let mut latency = Obj::open(o.key("write_latency"));
     latency.num("count", t.latency_count());
     latency.secs("sum_seconds", t.latency_sum_us as f64 / 1e6);
@@ -669,7 +675,7 @@ const GAUGE: &str = "gauge";
 type Family<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
 
 /// Per HTTP listener, label `listener`: (name, type, help, value).
-const LISTENER_FAMILIES: [Family<HttpTotals>; 4] = [
+const LISTENER_FAMILIES: [Family<HttpTotals>; 6] = [
     (
         "requests_total",
         COUNTER,
@@ -693,6 +699,18 @@ const LISTENER_FAMILIES: [Family<HttpTotals>; 4] = [
         COUNTER,
         "Connections closed at once because the listener had max-connections open.",
         |t| t.connections_rejected,
+    ),
+    (
+        "held_changes_total",
+        COUNTER,
+        "Writes and statements held (client not read) while a backend's queue caught up.",
+        |t| t.changes_held,
+    ),
+    (
+        "held_changes_too_long_total",
+        COUNTER,
+        "Held writes and statements answered 503 because the backend did not catch up in time.",
+        |t| t.changes_held_too_long,
     ),
 ];
 
@@ -1198,7 +1216,7 @@ mod tests {
         let text = body(&page);
         for part in [
             r#"{"status":"pass","version":"1.2.3","time":"2023-11-14T22:13:30.000Z","uptime_seconds":61.500,"started":"2023-11-14T22:12:28.500Z","http":[{"name":"in","bind_addr":"127.0.0.1:9096","ack":"any","status":"pass","requests":5,"answers":{"2xx":4,"4xx":1,"5xx":0},"points_in":30,"#,
-            r#""open_connections":3,"rejected_connections":0,"write_latency":{"count":1,"sum_seconds":1.500}"#,
+            r#""open_connections":3,"rejected_connections":0,"held_changes":0,"held_changes_too_long":0,"write_latency":{"count":1,"sum_seconds":1.500}"#,
             r#"{"name":"b","location":"http://127.0.0.1:8086/write","state":"down","#,
             r#""delivered_requests":7,"#,
             r#""dropped_points":{"queue_full":0,"buffer_full":0,"spool_full":9,"#,

@@ -12,7 +12,7 @@ mod queue;
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -137,41 +137,44 @@ pub struct BackendHandle {
 /// While `active`, every new write for the backend comes here, behind the others, so
 /// the order of writes is kept; the worker drains the channel, then this list, into
 /// its queue, and only then clears `active`.
+///
+/// The list never drops a write. Its bound is kept by the event loops instead: past
+/// `limit` bytes the backend reports itself [`BackendHandle::congested`], and loops
+/// hold new writes for its listener (and stop reading their clients) until it is
+/// not. Each loop adds at most the one request it is handling after the last check,
+/// so the list stays under `limit` + `threads` × `max-body-size-mb`.
 struct Overflow {
     active: AtomicBool,
-    /// Jobs and the body bytes they hold.
-    jobs: Mutex<(VecDeque<Job>, usize)>,
-    /// Bound on those bytes: past it, writes are dropped and counted (`queue_full`).
+    /// Jobs waiting, in order.
+    jobs: Mutex<VecDeque<Job>>,
+    /// Body bytes in `jobs`; changed under the lock, read without it.
+    bytes: AtomicUsize,
+    /// Past this many bytes the backend is congested.
     limit: usize,
 }
 
-/// The most RAM the overflow list of one backend may hold, in body bytes: 64 MiB (or
-/// the backend's RAM buffer or spool size when smaller).
+/// How many body bytes may wait in one backend's overflow list before loops hold new
+/// writes: 64 MiB (or the backend's RAM buffer or spool size when smaller).
 const OVERFLOW_LIMIT: usize = 64 << 20;
 
 /// What became of a write offered to the overflow list.
 enum Offer {
-    /// Taken (queued behind the others, or dropped and counted when over the limit).
+    /// Queued behind the others.
     Taken,
     /// The list is not active any more: use the channel.
     Declined(Job),
 }
 
 impl Overflow {
-    fn offer(&self, job: Job, backend: &BackendHandle, activate: bool) -> Offer {
-        let Ok(mut guard) = self.jobs.lock() else {
+    fn offer(&self, job: Job, activate: bool) -> Offer {
+        let Ok(mut jobs) = self.jobs.lock() else {
             return Offer::Declined(job);
         };
         if !activate && !self.active.load(Ordering::Acquire) {
             return Offer::Declined(job);
         }
-        let (jobs, bytes) = &mut *guard;
-        let len = job.batch.body.len();
-        if *bytes + len > self.limit {
-            drop_job(backend, job);
-            return Offer::Taken;
-        }
-        *bytes += len;
+        self.bytes
+            .fetch_add(job.batch.body.len(), Ordering::Relaxed);
         jobs.push_back(job);
         self.active.store(true, Ordering::Release);
         Offer::Taken
@@ -179,13 +182,16 @@ impl Overflow {
 
     /// Everything waiting, in order; the list is inactive again once this returns.
     fn take_all(&self) -> VecDeque<Job> {
-        let Ok(mut guard) = self.jobs.lock() else {
+        let Ok(mut jobs) = self.jobs.lock() else {
             return VecDeque::new();
         };
-        let (jobs, bytes) = &mut *guard;
-        *bytes = 0;
+        self.bytes.store(0, Ordering::Relaxed);
         self.active.store(false, Ordering::Release);
-        std::mem::take(jobs)
+        std::mem::take(&mut *jobs)
+    }
+
+    fn congested(&self) -> bool {
+        self.bytes.load(Ordering::Relaxed) > self.limit
     }
 }
 
@@ -245,14 +251,22 @@ impl BackendHandle {
         self.control.closing.store(true, Ordering::Release);
     }
 
+    /// The backend's worker cannot keep up with what its overflow list takes in: new
+    /// writes for its listener should wait (see [`Overflow`]). Never for a backend
+    /// without a buffer or spool, whose full channel drops instead.
+    pub fn congested(&self) -> bool {
+        self.overflow.as_ref().is_some_and(|o| o.congested())
+    }
+
     /// Hand `job` to the backend without blocking. A full channel means the backend
-    /// is far behind: the job is reported failed and counted.
+    /// is far behind: a backend with a buffer or spool takes the job into its overflow
+    /// list; one without reports it failed and counts it.
     pub fn submit(&self, job: Job) {
         // Before any worker can see it, so that finishing it always finds it.
         self.unapplied.add(job.batch.seq, 1);
         let job = match &self.overflow {
             // Writes already overflowing: this one goes behind them.
-            Some(o) if o.active.load(Ordering::Acquire) => match o.offer(job, self, false) {
+            Some(o) if o.active.load(Ordering::Acquire) => match o.offer(job, false) {
                 Offer::Taken => return,
                 Offer::Declined(job) => job,
             },
@@ -262,7 +276,7 @@ impl BackendHandle {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => match &self.overflow {
                 Some(o) => {
-                    let _ = o.offer(job, self, true);
+                    let _ = o.offer(job, true);
                 }
                 None => drop_job(self, job),
             },
@@ -346,7 +360,8 @@ impl Backend {
             };
             Arc::new(Overflow {
                 active: AtomicBool::new(false),
-                jobs: Mutex::new((VecDeque::new(), 0)),
+                jobs: Mutex::new(VecDeque::new()),
+                bytes: AtomicUsize::new(0),
                 limit: OVERFLOW_LIMIT.min(store_limit.max(1)),
             })
         });
@@ -847,7 +862,7 @@ mod tests {
             .overflow
             .as_ref()
             .expect("a buffering backend has one");
-        assert!(matches!(overflow.offer(job(), &handle, true), Offer::Taken));
+        assert!(matches!(overflow.offer(job(), true), Offer::Taken));
         handle.submit(job()); // goes behind it, not into the channel
         let deadline = Instant::now() + Duration::from_secs(5);
         while handle.stats.queued_requests.get() < 2 && Instant::now() < deadline {
@@ -855,6 +870,62 @@ mod tests {
         }
         assert_eq!(handle.stats.queued_requests.get(), 2);
         assert!(!overflow.active.load(Ordering::Acquire));
+        handle.close(Instant::now());
+        backend.join();
+    }
+
+    /// With a spool, a backend whose worker is stuck never drops at a full channel:
+    /// the overflow list takes everything, and past its bound the backend says it is
+    /// congested so that the loops hold their clients; once the worker is free again
+    /// every write reaches the spool.
+    #[test]
+    fn a_full_channel_never_drops_for_a_spooling_backend_it_reports_congestion() {
+        let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = crate::config::parse(&format!(
+            "[[http]]\nbind-addr = \"127.0.0.1:1\"\n[[http.output]]\nname = \"hung\"\n\
+             location = \"http://{}/write\"\ntimeout = \"1s\"\nspool-size-mb = 1\n",
+            hung.local_addr().unwrap()
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, backend) =
+            Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+        let batch = Arc::new(crate::batch::Batch {
+            kind: Kind::Write,
+            query: "db=x".into(),
+            auth: None,
+            body: vec![b'\n'; 64],
+            points: 1,
+            seq: 0,
+        });
+        let job = || Job {
+            batch: batch.clone(),
+            reply: None,
+        };
+        handle.submit(job());
+        let _held = hung.accept().unwrap();
+        // The channel, then 1 MiB (the spool's size bounds the list) and one more.
+        let n = CHANNEL_CAPACITY + (1 << 20) / 64 + 1;
+        assert!(!handle.congested());
+        for _ in 0..n {
+            handle.submit(job());
+        }
+        assert!(handle.congested());
+        assert_eq!(handle.stats.dropped_queue_full.get(), 0);
+        // The stuck attempt times out; everything goes to the spool in order (the
+        // spool is full before the last ones: those are the only drops, and counted).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while handle.congested() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!handle.congested());
+        let s = &handle.stats;
+        let settled = || s.spooled_points.get() + s.dropped_spool_full.get() == n as u64 + 1;
+        while !settled() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(settled(), "{:?}", s.spooled_points.get());
+        assert_eq!(s.dropped_queue_full.get(), 0);
         handle.close(Instant::now());
         backend.join();
     }

@@ -73,6 +73,19 @@ enum Phase {
     /// A read query waiting for a backend that has applied every change acknowledged
     /// before it arrived (the connection is on `EventLoop::parked`).
     ReadWait(proxy::ParkedRead),
+    /// A checked write or statement not yet handed to the backends, because one of
+    /// them cannot take writes as fast as they come (the connection is on
+    /// `EventLoop::held`). Nothing more is read from this client meanwhile: that is
+    /// how a relay with a spool slows its clients instead of dropping their writes.
+    Held(HeldChange),
+}
+
+struct HeldChange {
+    batch: crate::batch::Batch,
+    statements: usize,
+    keep_alive: bool,
+    /// Past this the client is answered 503 and may retry; nothing was forwarded.
+    deadline: Instant,
 }
 
 enum BodyFraming {
@@ -91,7 +104,7 @@ impl Phase {
     fn is_busy(&self) -> bool {
         matches!(
             self,
-            Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_)
+            Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_) | Phase::Held(_)
         )
     }
 }
@@ -185,6 +198,8 @@ pub struct EventLoop {
     again: Vec<Token>,
     /// Connections whose read query waits in `Phase::ReadWait`.
     parked: Vec<usize>,
+    /// Connections whose change waits in `Phase::Held`, oldest first.
+    held: Vec<usize>,
     now: Instant,
     now_ns: i64,
     last_tick: Instant,
@@ -229,6 +244,7 @@ impl EventLoop {
             next_request: 0,
             again: Vec::new(),
             parked: Vec::new(),
+            held: Vec::new(),
             now,
             now_ns: 0,
             last_tick: now,
@@ -243,7 +259,7 @@ impl EventLoop {
         loop {
             let timeout = if !self.again.is_empty() {
                 Duration::ZERO
-            } else if !self.parked.is_empty() {
+            } else if !self.parked.is_empty() || !self.held.is_empty() {
                 PARKED_RECHECK
             } else {
                 TICK
@@ -269,6 +285,9 @@ impl EventLoop {
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 let writable = event.is_writable() || event.is_write_closed();
                 self.dispatch(token, readable, writable);
+            }
+            if !self.held.is_empty() {
+                self.recheck_held();
             }
             if !self.parked.is_empty() {
                 self.recheck_parked();
@@ -535,7 +554,10 @@ impl EventLoop {
                 return false;
             }
             match &mut conn.phase {
-                Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_) => return false,
+                Phase::Waiting(_)
+                | Phase::Proxying { .. }
+                | Phase::ReadWait(_)
+                | Phase::Held(_) => return false,
                 Phase::Head => {
                     let input = &conn.rbuf[conn.rpos..];
                     if input.is_empty() {
@@ -681,12 +703,9 @@ impl EventLoop {
                 response::no_content(&mut conn.wbuf, close);
                 204
             }
-            ("/write", Method::Post) => match self.write(token, conn.listener, head, body) {
-                Ok(Some(in_flight)) => {
-                    conn.phase = Phase::Waiting(InFlight {
-                        keep_alive: !close,
-                        ..in_flight
-                    });
+            ("/write", Method::Post) => match self.write(conn.listener, head, body) {
+                Ok(Some(batch)) => {
+                    self.send_change(token, conn, batch, 0, !close);
                     return;
                 }
                 Ok(None) => {
@@ -752,13 +771,13 @@ impl EventLoop {
         }
     }
 
+    /// Check and stamp a `/write`; `None` when it holds no points.
     fn write(
         &mut self,
-        token: usize,
         listener: usize,
         head: Head,
         body: Vec<u8>,
-    ) -> Result<Option<InFlight>, write::WriteError> {
+    ) -> Result<Option<crate::batch::Batch>, write::WriteError> {
         let shared = &self.shared.http[listener];
         let body = if head.gzip {
             request::gunzip(&body, shared.config.max_body_size).map_err(|r| write::WriteError {
@@ -779,7 +798,96 @@ impl EventLoop {
             return Ok(None);
         };
         shared.stats[self.id].points_in.add(batch.points as u64);
-        Ok(Some(self.fan_out(token, listener, batch, 0)))
+        Ok(Some(batch))
+    }
+
+    /// Hand a checked change to the backends, or hold it (and its client) while one
+    /// of them is congested.
+    fn send_change(
+        &mut self,
+        token: usize,
+        conn: &mut Conn,
+        batch: crate::batch::Batch,
+        statements: usize,
+        keep_alive: bool,
+    ) {
+        if self.congested(conn.listener) {
+            self.shared.http[conn.listener].stats[self.id]
+                .changes_held
+                .inc();
+            conn.phase = Phase::Held(HeldChange {
+                batch,
+                statements,
+                keep_alive,
+                deadline: self.now + self.shared.http[conn.listener].answer_timeout,
+            });
+            self.held.push(token);
+            return;
+        }
+        let in_flight = self.fan_out(token, conn.listener, batch, statements);
+        conn.phase = Phase::Waiting(InFlight {
+            keep_alive,
+            ..in_flight
+        });
+    }
+
+    /// A backend of `listener` takes writes slower than they come (see
+    /// `BackendHandle::congested`).
+    fn congested(&self, listener: usize) -> bool {
+        self.shared.http[listener]
+            .backends
+            .iter()
+            .any(|b| b.congested())
+    }
+
+    /// Send held changes whose listener is no longer congested, in the order they
+    /// were held; answer 503 to those held past their deadline.
+    fn recheck_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        for token in held {
+            let Some(listener) = self.conns.get(&token).map(|c| c.listener) else {
+                continue;
+            };
+            let congested = self.congested(listener);
+            let now = self.now;
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            let Phase::Held(change) = &conn.phase else {
+                continue;
+            };
+            if congested && now < change.deadline {
+                self.held.push(token);
+                continue;
+            }
+            let Phase::Held(change) = std::mem::replace(&mut conn.phase, Phase::Head) else {
+                continue;
+            };
+            if congested {
+                // Nothing was forwarded: the client may send it again.
+                let close = !change.keep_alive || self.shutdown_deadline.is_some();
+                response::error(
+                    &mut conn.wbuf,
+                    503,
+                    "backend queue cannot keep up; retry later",
+                    "Retry-After: 1\r\n",
+                    close,
+                );
+                conn.close_after_flush |= close;
+                let stats = &self.shared.http[listener].stats[self.id];
+                stats.changes_held_too_long.inc();
+                self.count_answer(listener, 503);
+                self.drive(token);
+                continue;
+            }
+            let in_flight = self.fan_out(token, listener, change.batch, change.statements);
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.phase = Phase::Waiting(InFlight {
+                    keep_alive: change.keep_alive,
+                    ..in_flight
+                });
+            }
+        }
     }
 
     /// Hand one batch to every backend of `listener`; the client waits for the
@@ -928,8 +1036,8 @@ impl EventLoop {
                         }
                     }
                 }
-                // The upstream keeps its own time (below); a parked read its own.
-                Phase::Proxying { .. } | Phase::ReadWait(_) => {}
+                // The upstream keeps its own time (below); parked and held ones theirs.
+                Phase::Proxying { .. } | Phase::ReadWait(_) | Phase::Held(_) => {}
                 _ => {
                     let quiet = now.duration_since(conn.last_input);
                     if conn.has_partial_request() && !conn.close_after_flush {

@@ -106,11 +106,7 @@ impl EventLoop {
                     points: 0,
                     seq: 0,
                 };
-                let in_flight = self.fan_out(token, conn.listener, batch, statements);
-                conn.phase = Phase::Waiting(InFlight {
-                    keep_alive,
-                    ..in_flight
-                });
+                self.send_change(token, conn, batch, statements, keep_alive);
                 Ok(())
             }
             query::Class::Read => {

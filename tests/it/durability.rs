@@ -421,3 +421,71 @@ fn writes_overflowing_a_hung_backends_channel_are_kept_by_its_spool() {
     assert_eq!(count(backends[0].http_addr(), &db, "ovf"), WRITES);
     assert_eq!(wait_count(&backends[1], &db, "ovf", WRITES), WRITES);
 }
+
+/// When a spooling backend's overflow list passes its bound, the relay holds new
+/// writes (and stops reading their clients) instead of dropping them; they go on once
+/// the backend's worker has caught up.
+#[test]
+fn writes_past_the_overflow_bound_are_held_not_dropped() {
+    let db = unique_db("dur_hold");
+    let mut backends = own_backends(2, &db);
+    // A 2 MiB spool bounds the overflow list at 2 MiB.
+    let cfg = spooled("any", &backends, "10s", 2, "500ms");
+    let relay = Relay::start(&cfg.to_toml());
+    backends[1].pause();
+    let addr = relay.addr();
+    // Fill the hung backend's channel (4 096 jobs) with small writes.
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in (w..4200).step_by(16) {
+                    write_ok(addr, &db, format!("small seq={i}i {i}\n").as_bytes());
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Then more than 2 MiB into the overflow list: the last write has to wait.
+    let big = |k: u64| seq_body(&format!("big{k}"), 0, 30_000);
+    for k in 0..2 {
+        write_ok(addr, &db, big(k).as_bytes());
+    }
+    let held = {
+        let db = db.clone();
+        std::thread::spawn(move || relay_write_status(addr, &db, &big(2)))
+    };
+    let metric = |name: &str| metric_value(&relay, name);
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            "influx_relay_held_changes_total{listener=\"in\"}"
+        ) >= 1.0),
+        "no write was held"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !held.is_finished(),
+        "the held write was answered while held"
+    );
+    backends[1].resume();
+    assert_eq!(held.join().unwrap(), 204);
+    assert_eq!(
+        metric("influx_relay_backend_dropped_points_total{listener=\"in\",backend=\"b1\",reason=\"queue_full\"}"),
+        0.0
+    );
+}
+
+fn relay_write_status(addr: std::net::SocketAddr, db: &str, body: &str) -> u16 {
+    let path = format!("/write?db={}", url_encode(db));
+    http_request(addr, "POST", &path, &[], body.as_bytes()).status
+}
+
+/// The value of one sample in the relay's `/metrics`.
+fn metric_value(relay: &Relay, sample: &str) -> f64 {
+    let text = http_request(relay.addr(), "GET", "/metrics", &[], b"").body_str();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{text}"))
+}
