@@ -27,7 +27,7 @@ fn writes_reach_both_backends_with_identical_rows() {
         "cpu,host=a v=1 1000000000\ncpu,host=b v=2 2000000000\nmem free=3.5 3000000000\n",
     );
     assert_eq!(resp.status, 204, "{}", resp.body_str());
-    assert_eq!(resp.header("X-Influxdb-Version"), Some("relay"));
+    assert_identity(&resp);
     let [a, b] = shared_backends();
     assert!(wait_until(Duration::from_secs(5), || count(
         a.http_addr(),
@@ -226,10 +226,8 @@ fn backend_404_is_passed_through() {
 fn routes_ping_options_405_404() {
     let (relay, _) = relay_to_shared("any");
     let r = http_request(relay.addr(), "GET", "/ping", &[], b"");
-    assert_eq!(
-        (r.status, r.header("X-Influxdb-Version")),
-        (204, Some("relay"))
-    );
+    assert_eq!(r.status, 204);
+    assert_identity(&r);
     let r = http_request(relay.addr(), "HEAD", "/ping", &[], b"");
     assert_eq!(r.status, 204);
     let r = http_request(relay.addr(), "OPTIONS", "/write", &[], b"");
@@ -426,4 +424,54 @@ fn microsecond_precision_spelled_us_keeps_its_meaning() {
         vec![vec!["1700000000000001000".to_string(), "1".to_string()]]
     );
     assert_eq!(ra, rb);
+}
+
+/// A client library that reads `X-Influxdb-Build` without checking for it failed on
+/// the relay, which sent only `X-Influxdb-Version: relay`; InfluxDB sends both on every
+/// answer, and so must the relay, on its own answers and its errors alike.
+#[test]
+fn every_answer_carries_influxdb_build_and_version() {
+    let db = shared_db("core_identity");
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .listener_opt("max-body-size-mb", 1)
+        .outputs_to(shared_backends(), "5s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    let write = format!("/write?db={db}");
+    let cases: Vec<(&str, String, Vec<u8>, u16)> = vec![
+        ("GET", "/ping".into(), Vec::new(), 204),
+        ("HEAD", "/ping".into(), Vec::new(), 204),
+        ("POST", write.clone(), b"m v=1 1\n".to_vec(), 204),
+        ("POST", write.clone(), b"m v=\n".to_vec(), 400),
+        ("POST", "/write".into(), b"m v=1 1\n".to_vec(), 400),
+        ("POST", write.clone(), vec![b'#'; 2 << 20], 413),
+        ("GET", write, Vec::new(), 405),
+        ("OPTIONS", "/write".into(), Vec::new(), 204),
+        ("GET", "/nowhere".into(), Vec::new(), 404),
+        ("GET", "/health".into(), Vec::new(), 200),
+        ("GET", "/metrics".into(), Vec::new(), 200),
+        (
+            "POST",
+            format!("/query?q={}", url_encode(&format!("CREATE DATABASE {db}"))),
+            Vec::new(),
+            200,
+        ),
+        ("GET", "/query".into(), Vec::new(), 400),
+    ];
+    for (method, path, body, status) in cases {
+        let r = http_request(addr, method, &path, &[], &body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body_str());
+        assert_identity(&r);
+    }
+    // Errors decided before a request is parsed at all carry them too.
+    let out = raw_exchange(
+        addr,
+        b"\x16\x03\x01 garbage\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let answers = parse_responses(&out);
+    assert_eq!(answers.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(answers[0].status, 400);
+    assert_identity(&answers[0]);
 }

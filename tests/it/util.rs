@@ -595,13 +595,16 @@ impl Drop for Influxd {
     }
 }
 
-/// `GET /ping` answers 204 with `X-Influxdb-Version` (equal to `version` if given).
+/// What the relay's `X-Influxdb-Version` contains, and no `influxd`'s does.
+pub const RELAY_VERSION_MARK: &str = "+influx-relay.";
+
+/// `GET /ping` answers 204 with `X-Influxdb-Version` (containing `version` if given).
 fn ping_ok(addr: SocketAddr, version: Option<&str>) -> bool {
     match try_http_request(addr, "GET", "/ping", &[], b"", Duration::from_millis(500)) {
         Ok(resp) => {
             resp.status == 204
                 && match (resp.header("X-Influxdb-Version"), version) {
-                    (Some(got), Some(want)) => got == want,
+                    (Some(got), Some(want)) => got.contains(want),
                     (Some(_), None) => true,
                     (None, _) => false,
                 }
@@ -710,6 +713,26 @@ impl Response {
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// Panics unless `resp` carries the headers InfluxDB 1.x puts on every answer, with the
+/// relay's values: `X-Influxdb-Build: OSS` and an `X-Influxdb-Version` that reads as a
+/// 1.x version (`1.` first) and names the relay.
+pub fn assert_identity(resp: &Response) {
+    assert_eq!(
+        resp.header("X-Influxdb-Build"),
+        Some("OSS"),
+        "{} {:?}",
+        resp.status,
+        resp.headers
+    );
+    let version = resp.header("X-Influxdb-Version").unwrap_or_default();
+    assert!(
+        version.starts_with("1.") && version.contains(RELAY_VERSION_MARK),
+        "{} {:?}",
+        resp.status,
+        resp.headers
+    );
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters, for query values.
@@ -1725,7 +1748,7 @@ impl Relay {
 
     /// Start the relay in `dir` (from [`Relay::into_dir`]: the spool is kept), with
     /// `config` written to `relay.toml` there. Ready means: `/ping` on the first HTTP
-    /// listener answers 204 with `X-Influxdb-Version: relay`, every UDP listener's port is
+    /// listener answers 204 with the relay's `X-Influxdb-Version`, every UDP listener's port is
     /// bound, and the process is still alive; panics with its stderr otherwise after 15 s.
     pub fn start_in(dir: TempDir, config: &str) -> Relay {
         Relay::start_in_without(dir, config, None)
@@ -1843,7 +1866,7 @@ impl Relay {
         let http_ok = self
             .endpoints
             .http
-            .is_none_or(|addr| ping_ok(addr, Some("relay")));
+            .is_none_or(|addr| ping_ok(addr, Some(RELAY_VERSION_MARK)));
         http_ok
             && self
                 .endpoints
