@@ -475,3 +475,85 @@ fn every_answer_carries_influxdb_build_and_version() {
     assert_eq!(answers[0].status, 400);
     assert_identity(&answers[0]);
 }
+
+/// `SO_REUSEPORT` let a second relay bind the addresses of a running one without an
+/// error, and the kernel then split the clients between the two. A relay must refuse to
+/// start, naming the address, while another process listens on one of its HTTP or UDP
+/// addresses; the running one is not disturbed.
+#[test]
+fn a_second_process_on_the_same_address_stops_the_start() {
+    let db = shared_db("core_twice");
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(shared_backends(), "5s")
+        .udp_listener("udp")
+        .outputs_to(shared_backends(), "");
+    let text = cfg.to_toml();
+    let first = Relay::start(&text);
+    let http = cfg.addr();
+    let udp = cfg.listener_addr("udp");
+
+    let expect_refusal = |config: &str, names: &str| {
+        let (status, stderr) = run_relay_until_exit(config, Duration::from_secs(10));
+        let status = status.unwrap_or_else(|| panic!("still running; stderr:\n{stderr}"));
+        assert!(!status.success(), "{status:?}\n{stderr}");
+        assert!(stderr.contains(names), "{names} not in:\n{stderr}");
+    };
+    // The very same config: its HTTP address, the first one bound, is named.
+    expect_refusal(&text, &format!("cannot listen on {http}"));
+    // Only the UDP address taken.
+    let other_http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    expect_refusal(
+        &text.replace(&http.to_string(), &other_http.to_string()),
+        &format!("cannot listen on udp {udp}"),
+    );
+    // Any other program, even with SO_REUSEPORT (which a relay's own loops use).
+    for udp_socket in [false, true] {
+        let (ty, protocol) = if udp_socket {
+            (socket2::Type::DGRAM, socket2::Protocol::UDP)
+        } else {
+            (socket2::Type::STREAM, socket2::Protocol::TCP)
+        };
+        let foreign = socket2::Socket::new(socket2::Domain::IPV4, ty, Some(protocol)).unwrap();
+        foreign.set_reuse_address(true).unwrap();
+        foreign.set_reuse_port(true).unwrap();
+        foreign
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        if !udp_socket {
+            foreign.listen(16).unwrap();
+        }
+        let taken = foreign.local_addr().unwrap().as_socket().unwrap();
+        let (old, name) = if udp_socket {
+            (udp, format!("cannot listen on udp {taken}"))
+        } else {
+            (http, format!("cannot listen on {taken}"))
+        };
+        let mut config = text.replace(&old.to_string(), &taken.to_string());
+        if udp_socket {
+            config = config.replace(&http.to_string(), &other_http.to_string());
+        }
+        expect_refusal(&config, &name);
+    }
+
+    // The first relay serves on, over HTTP and UDP.
+    assert!(first.is_running());
+    let resp = first.write(&db, "twice v=1 1\n");
+    assert_eq!(resp.status, 204, "{}", resp.body_str());
+    let ping = http_request(http, "GET", "/ping", &[], b"");
+    assert_eq!(ping.status, 204);
+    let udp_client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let line = format!("twice_udp_{db} v=1 1\n");
+    udp_client.send_to(line.as_bytes(), udp).unwrap();
+    let [a, _] = shared_backends();
+    assert!(wait_until(Duration::from_secs(5), || count(
+        a.http_addr(),
+        "udp",
+        &format!("twice_udp_{db}")
+    ) == 1));
+}

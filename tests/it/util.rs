@@ -1956,6 +1956,32 @@ impl Relay {
     }
 }
 
+/// Run the relay on `config` in a fresh temp dir when it is expected not to start:
+/// its exit status and stderr once it exits, or `None` (it was killed) if it still runs
+/// after `within`.
+pub fn run_relay_until_exit(config: &str, within: Duration) -> (Option<ExitStatus>, String) {
+    let dir = harness_tempdir("relay").unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let path = dir.path().join("relay.toml");
+    fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_influx-relay"));
+    cmd.arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot run the relay: {e}"));
+    let status = wait_timeout(&mut child, within);
+    if status.is_none() {
+        kill_and_reap(&mut child);
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         if thread::panicking() {
