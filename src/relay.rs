@@ -243,6 +243,7 @@ fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::Qu
         addr,
         host_header: format!("{host}:{}", loc.port),
         path: crate::backend::query_path_of(&loc.path),
+        authorization: output.basic_auth.as_ref().map(|a| a.header_value()),
     }
 }
 

@@ -559,7 +559,10 @@ impl EventLoop {
                             return true;
                         }
                     };
-                    let mut head = match request::parse_head(&input[..end], max_body) {
+                    // The announced length is held against max-body-size after the
+                    // credentials: a client without them learns that first (401), not
+                    // that its body would be too large.
+                    let mut head = match request::parse_head(&input[..end], usize::MAX) {
                         Ok(head) => head,
                         Err(reject) => {
                             self.reject(conn, reject);
@@ -573,6 +576,10 @@ impl EventLoop {
                     if !self.authorize(conn.listener, &mut head) {
                         self.unauthorized(conn, &head);
                         continue;
+                    }
+                    if matches!(head.body, BodyKind::Length(n) if n > max_body) {
+                        self.reject(conn, request::TOO_LARGE);
+                        return true;
                     }
                     let framing = match head.body {
                         BodyKind::None => {

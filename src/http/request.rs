@@ -61,6 +61,9 @@ const fn reject(status: u16, message: &'static str) -> Reject {
     Reject { status, message }
 }
 
+/// A body over `max-body-size`.
+pub const TOO_LARGE: Reject = reject(413, "request entity too large");
+
 /// Looks for the end of a request head without re-scanning bytes it has seen
 /// (a client trickling a header byte by byte costs linear time, not quadratic).
 #[derive(Debug, Default)]
@@ -235,7 +238,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Head, Reject> {
         // Both framings at once is how requests get smuggled past proxies: refuse.
         (true, Some(_)) => return Err(reject(400, "both content-length and transfer-encoding")),
         (true, None) => BodyKind::Chunked,
-        (false, Some(n)) if n > max_body => return Err(reject(413, "request entity too large")),
+        (false, Some(n)) if n > max_body => return Err(TOO_LARGE),
         (false, Some(0)) | (false, None) => BodyKind::None,
         (false, Some(n)) => BodyKind::Length(n),
     };
@@ -328,7 +331,7 @@ impl ChunkedDecoder {
                                 .and_then(|s| s.checked_add(d))
                                 .ok_or(bad)?;
                             if self.size > max as u64 {
-                                return Err(reject(413, "request entity too large"));
+                                return Err(TOO_LARGE);
                             }
                             self.saw_digit = true;
                         }
@@ -401,7 +404,7 @@ impl ChunkedDecoder {
             return Err(reject(400, "invalid chunked body"));
         }
         if have as u64 + self.size > max as u64 {
-            return Err(reject(413, "request entity too large"));
+            return Err(TOO_LARGE);
         }
         self.state = if self.size == 0 {
             ChunkState::Trailer
@@ -433,7 +436,7 @@ pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, Reject> {
     dec.read_to_end(&mut out)
         .map_err(|_| reject(400, "unable to decode gzip body"))?;
     if out.len() > max {
-        return Err(reject(413, "request entity too large"));
+        return Err(TOO_LARGE);
     }
     Ok(out)
 }

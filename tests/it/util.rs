@@ -297,6 +297,8 @@ enum StartError {
 /// Dropping it kills the process and removes the directory.
 pub struct Influxd {
     ports: InfluxdPorts,
+    /// `[http] auth-enabled`: every request but `/ping` needs a user's credentials.
+    auth: bool,
     /// `None` once the process has been reaped (after `kill9` or `stop`).
     child: Option<Child>,
     /// Last so that it is removed after the process is dead.
@@ -307,7 +309,29 @@ impl Influxd {
     /// Start a fresh `influxd` and wait until it answers `/ping`; panics with its log if
     /// it does not within 30 s.
     pub fn start() -> Influxd {
-        Influxd::try_start().unwrap_or_else(|e| panic!("influxd did not start: {e}"))
+        Influxd::try_start(false).unwrap_or_else(|e| panic!("influxd did not start: {e}"))
+    }
+
+    /// Start a fresh `influxd` with authentication on and one admin user, `user` with
+    /// `password` (created the way InfluxDB allows while it has no admin yet).
+    pub fn start_with_auth(user: &str, password: &str) -> Influxd {
+        let influxd =
+            Influxd::try_start(true).unwrap_or_else(|e| panic!("influxd did not start: {e}"));
+        let q = format!(
+            "CREATE USER {} WITH PASSWORD '{}' WITH ALL PRIVILEGES",
+            quote_ident(user),
+            password.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        let resp = http_request(
+            influxd.http_addr(),
+            "POST",
+            &format!("/query?q={}", url_encode(&q)),
+            &[],
+            b"",
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body_str());
+        assert!(!resp.body_str().contains("error"), "{}", resp.body_str());
+        influxd
     }
 
     /// Start `n` fresh instances in parallel.
@@ -319,12 +343,13 @@ impl Influxd {
             .collect()
     }
 
-    fn try_start() -> Result<Influxd, String> {
+    fn try_start(auth: bool) -> Result<Influxd, String> {
         let deadline = Instant::now() + INFLUXD_START_TIMEOUT;
         let dir =
             harness_tempdir("influxd").map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let mut influxd = Influxd {
             ports: InfluxdPorts::pick(),
+            auth,
             child: None,
             dir,
         };
@@ -396,6 +421,7 @@ bind-address = "127.0.0.1:{rpc}"
 [http]
   bind-address = "127.0.0.1:{http}"
   log-enabled = false
+  auth-enabled = {auth}
 
 [logging]
   level = "warn"
@@ -409,6 +435,7 @@ bind-address = "127.0.0.1:{rpc}"
   batch-timeout = "50ms"
 "#,
             rpc = p.rpc,
+            auth = self.auth,
             http = p.http,
             udp = p.udp,
         )
