@@ -324,7 +324,18 @@ fn check_config_and_bad_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("http"));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("http"));
+    // The README runs the relay on this file and promises that acknowledged writes
+    // survive a backend outage: only true with a spool on every HTTP output.
+    let http_outputs: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("  -> ") && l.contains("http://"))
+        .collect();
+    assert!(!http_outputs.is_empty(), "{summary}");
+    for line in http_outputs {
+        assert!(!line.contains(" spool=0MB"), "no spool: {line}");
+    }
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[http]]\nbind-addr = \"127.0.0.1:1\"\nbogus = 1\noutput = [{ location = \"http://127.0.0.1:2/write\" }]\n").unwrap();
