@@ -10,6 +10,51 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Accept backlog per loop socket; the kernel caps it at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// Make sure no other socket holds `addr` before the loops bind it, and give back the
+/// address they should bind (a port 0 becomes the port the kernel chose, so that every
+/// loop shares one).
+///
+/// `SO_REUSEPORT`, which lets every loop bind its own socket, also lets another process
+/// of the same user bind the address without an error (a second relay started by
+/// mistake), and the kernel then splits the clients between the two. A socket bound
+/// without `SO_REUSEPORT` is refused while any other socket listens on the address,
+/// whatever that one's options, so such a probe, bound and dropped before the loops
+/// bind, tells. It keeps `SO_REUSEADDR`, so the connections of a relay that just
+/// stopped (`TIME_WAIT`) do not count. Between the probe and the loops' binds another
+/// process could still slip in; two relays started in the same instant are not caught.
+pub fn claim_tcp(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into()).map_err(in_use)?;
+    local_addr(&socket)
+}
+
+/// [`claim_tcp`] for a UDP address. The probe sets neither `SO_REUSEADDR` nor
+/// `SO_REUSEPORT`: for UDP either would let it share the address with another socket.
+pub fn claim_udp(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.bind(&addr.into()).map_err(in_use)?;
+    local_addr(&socket)
+}
+
+fn in_use(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        io::Error::new(
+            e.kind(),
+            "already in use by another process (another relay, or a server, listening there)",
+        )
+    } else {
+        e
+    }
+}
+
+fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound socket has no IP address"))
+}
+
 /// A non-blocking TCP listener sharing `addr` with the other loops' listeners.
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -88,6 +133,40 @@ mod tests {
         let (u1, _) = bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
         let (u2, _) = bind_udp(u1.local_addr().unwrap(), 1 << 20).unwrap();
         assert_eq!(u1.local_addr().unwrap(), u2.local_addr().unwrap());
+    }
+
+    #[test]
+    fn an_address_held_by_another_socket_cannot_be_claimed_even_with_reuse_port() {
+        // Another process's listener, with the options the loops use.
+        let other = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = other.local_addr().unwrap();
+        let err = claim_tcp(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains("another process"), "{err}");
+        let any_ip = SocketAddr::new([0, 0, 0, 0].into(), addr.port());
+        assert!(claim_tcp(any_ip).is_err(), "the wildcard covers it");
+        drop(other);
+        assert_eq!(claim_tcp(addr).unwrap(), addr);
+
+        let (other, _) = bind_udp("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let addr = other.local_addr().unwrap();
+        assert_eq!(
+            claim_udp(addr).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        drop(other);
+        assert_eq!(claim_udp(addr).unwrap(), addr);
+    }
+
+    #[test]
+    fn port_zero_is_claimed_as_one_port_for_every_loop() {
+        let addr = claim_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_ne!(addr.port(), 0);
+        let first = bind_tcp(addr).unwrap();
+        let second = bind_tcp(addr).unwrap();
+        assert_eq!(first.local_addr().unwrap(), second.local_addr().unwrap());
+        let addr = claim_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_ne!(addr.port(), 0);
     }
 
     fn udp_socket() -> Socket {

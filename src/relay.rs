@@ -55,6 +55,23 @@ pub struct Relay {
 impl Relay {
     pub fn start(config: &Config) -> std::io::Result<Relay> {
         let threads = config.threads.max(1);
+        // Before anything starts (backends open their spools): a relay started twice on
+        // the same addresses stops here, saying which one is taken.
+        let mut config = config.clone();
+        for l in &mut config.http {
+            l.bind_addr = crate::net::claim_tcp(l.bind_addr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", l.bind_addr))
+            })?;
+        }
+        for u in &mut config.udp {
+            u.bind_addr = crate::net::claim_udp(u.bind_addr).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on udp {}: {e}", u.bind_addr),
+                )
+            })?;
+        }
+        let config = &config;
         let mut http = Vec::new();
         let mut backends = Vec::new();
         for l in &config.http {
@@ -261,6 +278,7 @@ fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::Qu
         addr,
         host_header: format!("{host}:{}", loc.port),
         path: crate::backend::query_path_of(&loc.path),
+        authorization: output.basic_auth.as_ref().map(|a| a.header_value()),
     }
 }
 

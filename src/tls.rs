@@ -289,6 +289,21 @@ impl Transport {
             let _ = tls.write_queued();
         }
     }
+
+    /// Half-close for a lingering close: `close_notify` for a TLS peer, then FIN. Call
+    /// with the output flushed: what the socket has taken still arrives, and reading
+    /// goes on. A `close_notify` the socket cannot take at once is dropped; the answer
+    /// before it is complete, and its HTTP framing tells the client so.
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        self.close_notify();
+        self.socket_mut().shutdown(std::net::Shutdown::Write)
+    }
+
+    /// Read from the socket itself, past any TLS session: for input that is only
+    /// dropped (a lingering close), there is nothing to decrypt it for.
+    pub fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket_mut().read(buf)
+    }
 }
 
 impl Read for Transport {

@@ -30,6 +30,8 @@ pub enum Command {
     Sink(SinkConfig),
     Run(Box<RunConfig>),
     Help,
+    /// `--version`: print the name and version, as `influx-relay --version` does.
+    Version,
 }
 
 /// `loadtest sink` settings.
@@ -169,6 +171,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
 
 pub const USAGE: &str = "\
 usage:
+  loadtest --version | --help
   loadtest sink --http ADDR [--udp ADDR] [--fail-status CODE] [--delay-ms MS]
   loadtest run  --target http://HOST:PORT [--udp HOST:PORT] [--udp-only]
                 [--duration 10s | --requests N] [--connections 32] [--lines 100]
@@ -193,6 +196,7 @@ where
         "sink" => parse_sink(&args).map(Command::Sink),
         "run" => parse_run(&args).map(|c| Command::Run(Box::new(c))),
         "help" | "-h" | "--help" => Ok(Command::Help),
+        "version" | "-V" | "--version" | "-version" => Ok(Command::Version),
         other => err(format!(
             "unknown command `{other}`: expected `sink` or `run`"
         )),
@@ -503,6 +507,17 @@ mod tests {
             Command::Run(c) => Ok(*c),
             other => panic!("expected run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn version_and_help_in_every_spelling() {
+        for v in ["--version", "-V", "-version", "version"] {
+            assert_eq!(parse([v]), Ok(Command::Version), "{v}");
+        }
+        for h in ["--help", "-h", "help"] {
+            assert_eq!(parse([h]), Ok(Command::Help), "{h}");
+        }
+        assert!(parse(["--versions"]).is_err());
     }
 
     #[test]

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
             print!("{}", args::USAGE);
             ExitCode::SUCCESS
         }
+        Command::Version => {
+            println!("loadtest {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
         Command::Sink(cfg) => {
             let handle = match sink::start(&cfg) {
                 Ok(h) => h,

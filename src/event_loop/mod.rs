@@ -55,6 +55,13 @@ const TICK: Duration = Duration::from_millis(50);
 /// few bytes per second keeps resetting the stall timer and holds its connection for
 /// days. 8 KiB/s is 64 kbit/s, below any link that usefully carries metrics.
 const MIN_BODY_RATE: u64 = 8 * 1024;
+/// Longest a refused connection lingers after its answer (see [`Linger`]): time for a
+/// client still sending to finish and read the answer, short enough that refused
+/// clients cannot pile up.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Most input dropped while lingering (4 MiB); a client still sending after that is
+/// reset rather than read for.
+const LINGER_BYTES: usize = 4 << 20;
 
 /// Where a connection is in its current request.
 enum Phase {
@@ -86,6 +93,21 @@ struct HeldChange {
     keep_alive: bool,
     /// Past this the client is answered 503 and may retry; nothing was forwarded.
     deadline: Instant,
+}
+
+/// How a connection the relay closes after an error answer ends: the lingering close
+/// of web servers. Closing a socket with input unread makes the kernel reset the
+/// connection, and a client still sending (a huge head, a body over the limit) then sees
+/// ECONNRESET instead of the answer it was sent. So once the answer is flushed, the
+/// write side is shut (the client reads the answer, then EOF) and input is read and
+/// dropped until the client closes, [`LINGER_TIME`] passes or [`LINGER_BYTES`] came.
+enum Linger {
+    /// Close as soon as the output is flushed.
+    No,
+    /// Linger once the output is flushed.
+    Wanted,
+    /// Write side shut; dropping input until `until`, or until `left` more bytes came.
+    Draining { until: Instant, left: usize },
 }
 
 enum BodyFraming {
@@ -148,6 +170,8 @@ struct Conn {
     peer_closed: bool,
     /// Close once `wbuf` is flushed (error answers, `Connection: close`, shutdown).
     close_after_flush: bool,
+    /// How that close goes; `Wanted` when the client may still be sending.
+    linger: Linger,
     /// Last time the client sent bytes (read-timeout and idle-timeout run from here).
     last_input: Instant,
     /// When the current request's head was complete: a `/write`'s latency runs from
@@ -385,6 +409,7 @@ impl EventLoop {
                             wpos: 0,
                             peer_closed: false,
                             close_after_flush: false,
+                            linger: Linger::No,
                             last_input: self.now,
                             head_done: self.now,
                             request_started: None,
@@ -427,7 +452,7 @@ impl EventLoop {
                 }
             }
             if conn.pending_output() == 0 && conn.close_after_flush {
-                break false;
+                break self.linger(token, &mut conn);
             }
             // Parse and act on everything already buffered; flush what that queued.
             if self.process(token, &mut conn) || (conn.pending_output() > 0 && conn.writable) {
@@ -566,13 +591,24 @@ impl EventLoop {
                     conn.request_started.get_or_insert(self.now);
                     let end = match conn.scanner.find_end(input) {
                         Ok(Some(end)) => end,
-                        Ok(None) => return false,
+                        Ok(None) => {
+                            // Bytes that can never become a request get their 400 now,
+                            // not after read-timeout.
+                            if let Err(reject) = conn.scanner.check_line(input) {
+                                self.reject(conn, reject);
+                                return true;
+                            }
+                            return false;
+                        }
                         Err(reject) => {
                             self.reject(conn, reject);
                             return true;
                         }
                     };
-                    let mut head = match request::parse_head(&input[..end], max_body) {
+                    // The announced length is held against max-body-size after the
+                    // credentials: a client without them learns that first (401), not
+                    // that its body would be too large.
+                    let mut head = match request::parse_head(&input[..end], usize::MAX) {
                         Ok(head) => head,
                         Err(reject) => {
                             self.reject(conn, reject);
@@ -586,6 +622,10 @@ impl EventLoop {
                     if !self.authorize(conn.listener, &mut head) {
                         self.unauthorized(conn, &head);
                         continue;
+                    }
+                    if matches!(head.body, BodyKind::Length(n) if n > max_body) {
+                        self.reject(conn, request::TOO_LARGE);
+                        return true;
                     }
                     let framing = match head.body {
                         BodyKind::None => {
@@ -651,12 +691,46 @@ impl EventLoop {
         }
     }
 
-    /// A framing error: answer and close, since what follows cannot be delimited.
+    /// A framing error: answer and close, since what follows cannot be delimited. The
+    /// client may be in the middle of sending: linger.
     fn reject(&mut self, conn: &mut Conn, reject: Reject) {
         self.count_answer(conn.listener, reject.status);
         response::error(&mut conn.wbuf, reject.status, reject.message, "", true);
         conn.close_after_flush = true;
+        conn.linger = Linger::Wanted;
         conn.phase = Phase::Head;
+    }
+
+    /// The end of a connection that must close and has flushed its output: at once, or
+    /// after lingering (see [`Linger`]). `true`: keep it for now.
+    fn linger(&mut self, token: usize, conn: &mut Conn) -> bool {
+        if matches!(conn.linger, Linger::Wanted) {
+            // A client that closed its side has nothing left in flight.
+            if conn.peer_closed || conn.stream.shutdown_write().is_err() {
+                return false;
+            }
+            conn.linger = Linger::Draining {
+                until: self.now + LINGER_TIME,
+                left: LINGER_BYTES,
+            };
+        }
+        let Linger::Draining { left, .. } = &mut conn.linger else {
+            return false;
+        };
+        for _ in 0..READ_BUDGET {
+            if !conn.readable {
+                return true;
+            }
+            match conn.stream.read_raw(&mut self.scratch) {
+                Ok(n) if n == 0 || n >= *left => return false,
+                Ok(n) => *left -= n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.readable = false,
+                Err(_) => return false,
+            }
+        }
+        self.again.push(Token(token));
+        true
     }
 
     /// Check the credentials of a request on a listener with authentication, and
@@ -688,6 +762,10 @@ impl EventLoop {
         self.count_answer(conn.listener, 401);
         response::error(&mut conn.wbuf, 401, auth::FAILED, auth::CHALLENGE, close);
         conn.close_after_flush |= close;
+        if head.body != BodyKind::None {
+            // The body it announced may be on its way.
+            conn.linger = Linger::Wanted;
+        }
         conn.request_started = None;
     }
 
@@ -1038,6 +1116,10 @@ impl EventLoop {
                 }
                 // The upstream keeps its own time (below); parked and held ones theirs.
                 Phase::Proxying { .. } | Phase::ReadWait(_) | Phase::Held(_) => {}
+                _ if matches!(conn.linger, Linger::Draining { until, .. } if now >= until) => {
+                    idle.push(token);
+                }
+                _ if matches!(conn.linger, Linger::Draining { .. }) => {}
                 _ => {
                     let quiet = now.duration_since(conn.last_input);
                     if conn.has_partial_request() && !conn.close_after_flush {
@@ -1083,6 +1165,7 @@ impl EventLoop {
                 self.count_answer(conn.listener, 408);
                 response::error(&mut conn.wbuf, 408, "request timed out", "", true);
                 conn.close_after_flush = true;
+                conn.linger = Linger::Wanted;
                 conn.phase = Phase::Head;
                 conn.writable = true;
                 self.conns.insert(token, conn);

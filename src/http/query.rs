@@ -138,11 +138,18 @@ fn has_into(statement: &str) -> bool {
 
 /// The parameters of a `/query` request from its URL and (for a form-encoded POST)
 /// its body, re-encoded as one query string for the backends.
+///
+/// `u` and `p` of the body are left out. InfluxDB reads credentials from the URL and
+/// the `Authorization` header only, never from a form body, and so does the relay
+/// (`http::auth`); moved into the URL they would become credentials the backend
+/// prefers to any `Authorization`, whatever `forward-credentials` and `http-user` say.
+/// The URL's own `u` and `p` have been dealt with by then, per the listener.
 pub fn forward_params(url_query: &str, form_body: Option<&[u8]>) -> (String, Option<String>) {
     let mut out = String::with_capacity(url_query.len() + form_body.map_or(0, <[u8]>::len) + 1);
     let mut q = None;
     let body = form_body.map(String::from_utf8_lossy);
-    let all = query_pairs(url_query).chain(body.as_deref().into_iter().flat_map(query_pairs));
+    let form = body.as_deref().into_iter().flat_map(query_pairs);
+    let all = query_pairs(url_query).chain(form.filter(|(key, _)| key != "u" && key != "p"));
     for (key, value) in all {
         if key == "q" {
             q = Some(value.clone());
@@ -221,6 +228,16 @@ mod tests {
         let (fwd, q) = forward_params("db=a&epoch=ms", Some(b"q=SELECT+*+FROM+%22m%22"));
         assert_eq!(q.as_deref(), Some("SELECT * FROM \"m\""));
         assert_eq!(fwd, "db=a&epoch=ms&q=SELECT%20%2A%20FROM%20%22m%22");
+    }
+
+    #[test]
+    fn credentials_in_a_form_body_are_not_forwarded() {
+        let (fwd, q) = forward_params(
+            "db=a&u=url-user&p=url-pw",
+            Some(b"q=SHOW+DATABASES&u=form-user&%70=form-pw&pp=1"),
+        );
+        assert_eq!(q.as_deref(), Some("SHOW DATABASES"));
+        assert_eq!(fwd, "db=a&u=url-user&p=url-pw&q=SHOW%20DATABASES&pp=1");
     }
 
     #[test]

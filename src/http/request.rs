@@ -10,6 +10,14 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// A chunk-size line (with extensions) longer than this is malformed.
 const MAX_CHUNK_LINE: usize = 1024;
+/// The longest method accepted. The longest registered HTTP method
+/// (`UPDATEREDIRECTREF`) has 17 bytes and the relay serves four of at most 7; with room
+/// to spare, a longer first word is no method, and is refused before its line ends.
+pub const MAX_METHOD: usize = 32;
+/// How much of a request line still in progress [`HeadScanner::check_line`] looks at.
+/// The first bytes say whether it can be a request line at all; past this it is checked
+/// once, when its end arrives, so a client trickling a long URL costs linear time.
+const EARLY_CHECK: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -53,11 +61,18 @@ const fn reject(status: u16, message: &'static str) -> Reject {
     Reject { status, message }
 }
 
+/// A body over `max-body-size`.
+pub const TOO_LARGE: Reject = reject(413, "request entity too large");
+
 /// Looks for the end of a request head without re-scanning bytes it has seen
 /// (a client trickling a header byte by byte costs linear time, not quadratic).
 #[derive(Debug, Default)]
 pub struct HeadScanner {
     scanned: usize,
+    /// Bytes of the current head [`HeadScanner::check_line`] has seen.
+    line_seen: usize,
+    /// The request line was complete when last checked: nothing more to check early.
+    line_done: bool,
 }
 
 impl HeadScanner {
@@ -79,7 +94,7 @@ impl HeadScanner {
         };
         match end {
             Some(n) => {
-                self.scanned = 0;
+                *self = HeadScanner::default();
                 Ok(Some(n))
             }
             // Any end still to come would finish past the limit.
@@ -89,6 +104,53 @@ impl HeadScanner {
                 Ok(None)
             }
         }
+    }
+}
+
+impl HeadScanner {
+    /// For a head still incomplete (`find_end` said `Ok(None)` for this `buf`): refuse
+    /// a request line that no further bytes can make valid, as soon as its first bytes
+    /// show it (a byte no method may hold, a first word longer than [`MAX_METHOD`], a
+    /// bad version), instead of letting the client wait for `read-timeout`. Only refuses
+    /// what [`parse_head`] would refuse once the head is complete.
+    pub fn check_line(&mut self, buf: &[u8]) -> Result<(), Reject> {
+        if self.line_done {
+            return Ok(());
+        }
+        let from = self.line_seen.min(buf.len());
+        self.line_seen = buf.len();
+        let line = match memchr::memchr(b'\n', &buf[from..]) {
+            Some(i) => {
+                self.line_done = true;
+                &buf[..=from + i]
+            }
+            None if from < EARLY_CHECK => &buf[..buf.len().min(EARLY_CHECK)],
+            None => return Ok(()),
+        };
+        check_request_line(line)
+    }
+}
+
+/// `Err` when `line`, the start of a head up to its first line end or less, cannot
+/// begin a valid request. httparse stops at the first byte that cannot fit and answers
+/// `Partial` for a valid prefix, so a partial line is judged exactly as a whole one.
+fn check_request_line(line: &[u8]) -> Result<(), Reject> {
+    let malformed = reject(400, "malformed request");
+    // httparse skips empty lines before the request line; so does the method check.
+    let start = line
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(line.len());
+    let first_word = &line[start..line.len().min(start + MAX_METHOD + 1)];
+    if first_word.len() > MAX_METHOD && !first_word.contains(&b' ') {
+        return Err(malformed);
+    }
+    // No room for headers: a complete request line then reads as `TooManyHeaders` or
+    // `Partial`, and the headers are judged when the head is complete.
+    let mut headers = [httparse::EMPTY_HEADER; 0];
+    match httparse::Request::new(&mut headers).parse(line) {
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Ok(()),
+        Err(_) => Err(malformed),
     }
 }
 
@@ -104,7 +166,11 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Head, Reject> {
         }
         Err(_) => return Err(reject(400, "malformed request")),
     }
-    let method = match req.method.unwrap_or("") {
+    let method = req.method.unwrap_or("");
+    if method.len() > MAX_METHOD {
+        return Err(reject(400, "malformed request"));
+    }
+    let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
@@ -172,7 +238,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Head, Reject> {
         // Both framings at once is how requests get smuggled past proxies: refuse.
         (true, Some(_)) => return Err(reject(400, "both content-length and transfer-encoding")),
         (true, None) => BodyKind::Chunked,
-        (false, Some(n)) if n > max_body => return Err(reject(413, "request entity too large")),
+        (false, Some(n)) if n > max_body => return Err(TOO_LARGE),
         (false, Some(0)) | (false, None) => BodyKind::None,
         (false, Some(n)) => BodyKind::Length(n),
     };
@@ -265,7 +331,7 @@ impl ChunkedDecoder {
                                 .and_then(|s| s.checked_add(d))
                                 .ok_or(bad)?;
                             if self.size > max as u64 {
-                                return Err(reject(413, "request entity too large"));
+                                return Err(TOO_LARGE);
                             }
                             self.saw_digit = true;
                         }
@@ -338,7 +404,7 @@ impl ChunkedDecoder {
             return Err(reject(400, "invalid chunked body"));
         }
         if have as u64 + self.size > max as u64 {
-            return Err(reject(413, "request entity too large"));
+            return Err(TOO_LARGE);
         }
         self.state = if self.size == 0 {
             ChunkState::Trailer
@@ -370,7 +436,7 @@ pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, Reject> {
     dec.read_to_end(&mut out)
         .map_err(|_| reject(400, "unable to decode gzip body"))?;
     if out.len() > max {
-        return Err(reject(413, "request entity too large"));
+        return Err(TOO_LARGE);
     }
     Ok(out)
 }
@@ -439,6 +505,55 @@ mod tests {
             };
             assert_eq!(whole.map_err(|r| r.status), want, "len {len}");
         }
+    }
+
+    /// Feed `data` as the event loop does, `step` bytes per read: the first refusal of
+    /// `find_end` or `check_line`, else where the head ends (`None`: never).
+    fn scan_in_steps(data: &[u8], step: usize) -> Result<Option<usize>, u16> {
+        let mut s = HeadScanner::default();
+        let mut have = 0;
+        while have < data.len() {
+            have = (have + step).min(data.len());
+            match s.find_end(&data[..have]).map_err(|r| r.status)? {
+                Some(end) => return Ok(Some(end)),
+                None => s.check_line(&data[..have]).map_err(|r| r.status)?,
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn a_line_that_cannot_become_a_request_is_refused_before_it_ends() {
+        let hopeless: [&[u8]; 8] = [
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"PO\x01ST /write HTTP/1.1",
+            b"GET /ping\x7f",
+            b"GET /ping HTTP/2",
+            b"GET /ping XTTP/1.1",
+            b"GET /ping HTTP/1.1 trailing",
+            b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            b"\r\rGET / HTTP/1.1",
+        ];
+        for data in hopeless {
+            for step in [1, 3, data.len()] {
+                assert_eq!(scan_in_steps(data, step), Err(400), "{data:?} by {step}");
+            }
+        }
+        // Every prefix of a good head (and its first line alone) is left to come.
+        let good = b"\r\nPOST /write?db=x&q=%20 HTTP/1.1\r\nHost: a\r\nX: \x01\r\n";
+        for cut in 0..=good.len() {
+            assert_eq!(scan_in_steps(&good[..cut], 1), Ok(None), "cut {cut}");
+        }
+        let method = "M".repeat(MAX_METHOD);
+        assert_eq!(scan_in_steps(method.as_bytes(), 1), Ok(None));
+        let too_long = format!("{method}M /ping HTTP/1.1\r\n\r\n");
+        assert_eq!(head(&too_long).unwrap_err().status, 400);
+        assert_eq!(scan_in_steps(too_long.as_bytes(), 1), Err(400));
+        // A long URL is judged once its line is complete, not on every read.
+        let url = format!("GET /ping?{} HTTP/1.1\r\n", "x".repeat(3 * EARLY_CHECK));
+        assert_eq!(scan_in_steps(url.as_bytes(), 7), Ok(None));
+        let bad_url = format!("GET /ping?{}\x01 HTTP/1.1\r\n", "x".repeat(3 * EARLY_CHECK));
+        assert_eq!(scan_in_steps(bad_url.as_bytes(), 7), Err(400));
     }
 
     #[test]
@@ -629,6 +744,30 @@ mod tests {
                     prop_assert!(!matches!(h.body, BodyKind::Length(0)));
                     prop_assert!(!matches!(h.body, BodyKind::Length(n) if n > 100));
                     prop_assert_eq!(parse_head(&data[..n], 100), Ok(h));
+                }
+            }
+        }
+
+        /// The early check refuses only heads that `parse_head` refuses once complete,
+        /// whatever the reads.
+        #[test]
+        fn an_early_refusal_is_never_wrong(
+            line in prop_oneof![
+                "[A-Z]{1,40} /[ -~]{0,30} HTTP/1\\.[01]\r?\n",
+                "[ -~\t\r\n\x00-\x1f\x7f]{0,60}",
+            ],
+            lines in proptest::collection::vec(head_line(), 0..4),
+            step in 1usize..20,
+        ) {
+            let mut data = line.into_bytes();
+            for l in &lines {
+                data.extend_from_slice(l.as_bytes());
+            }
+            data.extend_from_slice(b"\r\n\r\n");
+            let whole = HeadScanner::default().find_end(&data);
+            if scan_in_steps(&data, step) == Err(400) {
+                if let Ok(Some(end)) = whole {
+                    prop_assert!(parse_head(&data[..end], 100).is_err());
                 }
             }
         }

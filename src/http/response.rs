@@ -1,14 +1,51 @@
 //! Answers, written straight into a connection's output buffer. The common ones
 //! (204, 100-continue) are constant bytes; errors are JSON as InfluxDB sends them.
+//! Every answer but the interim 100 carries `X-Influxdb-Build` and
+//! `X-Influxdb-Version`, as InfluxDB's own do.
 
 use std::io::Write;
 
 /// Sent to a client that asked `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-const NO_CONTENT: &[u8] = b"HTTP/1.1 204 No Content\r\nX-Influxdb-Version: relay\r\n\r\n";
-const NO_CONTENT_CLOSE: &[u8] =
-    b"HTTP/1.1 204 No Content\r\nX-Influxdb-Version: relay\r\nConnection: close\r\n\r\n";
+/// What the relay says it is in `X-Influxdb-Version`. Clients mostly just show it, but
+/// some read the leading number to pick between the 1.x and 2.x APIs, and a few compare
+/// it with a minimum; `relay` alone (the original's value) parses as neither. So it is
+/// an InfluxDB 1.x version, semver-shaped, with the relay's own version as build
+/// metadata (ignored when versions are compared). 1.7, because every 1.x client
+/// accepts it and it is below 1.8, from which clients may try the `/api/v2`
+/// compatibility endpoints that the relay does not serve.
+macro_rules! influxdb_version {
+    () => {
+        concat!("1.7.0+influx-relay.", env!("CARGO_PKG_VERSION"))
+    };
+}
+
+/// The header lines InfluxDB 1.x puts on every answer, and so does the relay.
+/// `X-Influxdb-Build` is `OSS` as InfluxDB OSS sends it: some client libraries read it
+/// without checking that it is there, and fail when it is missing.
+macro_rules! identity {
+    () => {
+        concat!(
+            "X-Influxdb-Build: OSS\r\nX-Influxdb-Version: ",
+            influxdb_version!(),
+            "\r\n"
+        )
+    };
+}
+
+/// `X-Influxdb-Version` of every answer (see `influxdb_version!`).
+pub const INFLUXDB_VERSION: &str = influxdb_version!();
+
+const IDENTITY: &str = identity!();
+
+const NO_CONTENT: &[u8] = concat!("HTTP/1.1 204 No Content\r\n", identity!(), "\r\n").as_bytes();
+const NO_CONTENT_CLOSE: &[u8] = concat!(
+    "HTTP/1.1 204 No Content\r\n",
+    identity!(),
+    "Connection: close\r\n\r\n"
+)
+.as_bytes();
 
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -51,7 +88,7 @@ pub fn full(
 ) {
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nX-Influxdb-Version: relay\r\n{extra}Content-Length: {}\r\n{}\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{IDENTITY}{extra}Content-Length: {}\r\n{}\r\n",
         reason(status),
         body.len(),
         if close { "Connection: close\r\n" } else { "" },

@@ -12,11 +12,21 @@ pub struct QueryTarget {
     pub addr: Option<std::net::SocketAddr>,
     pub host_header: String,
     pub path: String,
+    /// `Authorization` from the output's `http-user`/`http-pass`: sent in place of the
+    /// client's, as with writes.
+    pub authorization: Option<String>,
 }
 
 /// The request for a read: a `GET` with every parameter in the URL, and
-/// `Connection: close` so the end of the backend's answer is its EOF.
+/// `Connection: close` so the end of the backend's answer is its EOF. `authorization`
+/// is the client's (when its listener forwards it); the output's own credentials
+/// replace it.
 pub fn read_request(target: &QueryTarget, params: &str, authorization: Option<&[u8]>) -> Vec<u8> {
+    let authorization = target
+        .authorization
+        .as_deref()
+        .map(str::as_bytes)
+        .or(authorization);
     let mut out = Vec::with_capacity(256 + params.len());
     out.extend_from_slice(b"GET ");
     out.extend_from_slice(target.path.as_bytes());
@@ -110,6 +120,7 @@ mod tests {
             addr: None,
             host_header: "127.0.0.1:8086".into(),
             path: "/query".into(),
+            authorization: None,
         };
         let r = read_request(&t, "db=x&q=SHOW%20DATABASES", Some(b"Basic eDp5"));
         let text = String::from_utf8(r).unwrap();
@@ -118,6 +129,17 @@ mod tests {
         ));
         assert!(text.contains("Connection: close\r\n"));
         assert!(text.ends_with("Authorization: Basic eDp5\r\n\r\n"));
+
+        // An output with http-user/http-pass sends its own, with or without the client's.
+        let own = QueryTarget {
+            authorization: Some("Basic cmVsYXk6cHc=".into()),
+            ..t
+        };
+        for client in [Some(&b"Basic eDp5"[..]), None] {
+            let text = String::from_utf8(read_request(&own, "q=x", client)).unwrap();
+            assert!(text.ends_with("\r\nAuthorization: Basic cmVsYXk6cHc=\r\n\r\n"));
+            assert!(!text.contains("eDp5"));
+        }
     }
 
     #[test]

@@ -5,6 +5,11 @@ const [host, port, db] = process.argv.slice(2);
 
 async function main() {
   const influx = new Influx.InfluxDB({ host, port: Number(port), database: db });
+  // ping() reports X-Influxdb-Version: a 1.x version, naming the relay.
+  const [pong] = await influx.ping(5000);
+  if (!pong.online || !pong.version.startsWith('1.') || !pong.version.includes('influx-relay')) {
+    throw new Error(`ping: ${JSON.stringify(pong)}`);
+  }
   await influx.createDatabase(db);
   await influx.writePoints([
     { measurement: 'node', tags: { k: 'a' }, fields: { value: 1 }, timestamp: new Date(1600000000000) },

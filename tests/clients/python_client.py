@@ -6,6 +6,9 @@ from influxdb import InfluxDBClient
 
 host, port, db = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 client = InfluxDBClient(host=host, port=port, database=db, timeout=10)
+# ping() returns X-Influxdb-Version: a 1.x version, naming the relay.
+version = client.ping()
+assert version.startswith("1.") and "influx-relay" in version, version
 client.create_database(db)
 points = [
     {"measurement": "py", "tags": {"k": "a"}, "fields": {"value": 1.5, "n": 1}, "time": 1600000000},

@@ -418,3 +418,70 @@ fn a_spool_holding_credentials_is_private_and_logs_never_show_them() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Credentials on `/query` escaped the listener's rules: `u`/`p` of a form body were
+/// moved into the URL every backend got, where InfluxDB prefers them to any
+/// `Authorization` (so they overrode `http-user`, even with `forward-credentials =
+/// false`); reads to an output with `http-user` went without credentials; and a client
+/// without credentials that announced a body over the limit was told 413, not 401.
+#[test]
+fn query_credentials_follow_the_listener_rules() {
+    let backend = Influxd::start_with_auth("relay", "relay-pw");
+    let db = unique_db("auth_query");
+    let cfg = RelayConfig::new()
+        .http_listener("in", "all")
+        .listener_opt("users", users())
+        .listener_opt("forward-credentials", false)
+        .listener_opt("max-body-size-mb", 1)
+        .output("b0", &backend.write_url(), "5s")
+        .output_opt("http-user", "relay")
+        .output_opt("http-pass", "relay-pw");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    let token = ("Authorization", "Token telegraf:s3cret");
+    let form = [token, ("Content-Type", "application/x-www-form-urlencoded")];
+    let ok = |r: &Response, what: &str| {
+        assert_eq!(r.status, 200, "{what}: {}", r.body_str());
+        assert!(!r.body_str().contains("error"), "{what}: {}", r.body_str());
+    };
+
+    // A statement whose form body carries someone else's credentials.
+    let create = format!(
+        "q={}&u=nobody&p=wrong",
+        url_encode(&format!("CREATE DATABASE {db}"))
+    );
+    let r = http_request(addr, "POST", "/query", &form, create.as_bytes());
+    ok(&r, "statement");
+    // Reads go out with the output's credentials, form body or not.
+    let r = http_request(
+        addr,
+        "POST",
+        "/query",
+        &form,
+        b"q=SHOW+DATABASES&u=nobody&p=wrong",
+    );
+    ok(&r, "form read");
+    assert!(r.body_str().contains(&db), "{}", r.body_str());
+    let r = http_request(addr, "GET", "/query?q=SHOW%20DATABASES", &[token], b"");
+    ok(&r, "read");
+    assert!(r.body_str().contains(&db), "{}", r.body_str());
+    let w = write_with(addr, &format!("db={db}"), &[token], "m v=1 1\n");
+    assert_eq!(w.status, 204, "{}", w.body_str());
+    let r = http_request(
+        addr,
+        "GET",
+        &format!("/query?db={db}&epoch=ns&q=SELECT%20v%20FROM%20m"),
+        &[token],
+        b"",
+    );
+    ok(&r, "select");
+    assert!(r.body_str().contains("[1,1]"), "{}", r.body_str());
+
+    // Without credentials the answer is 401, whatever size was announced; with them, a
+    // body over the limit is 413.
+    let big = vec![b'#'; 2 << 20];
+    let r = http_request(addr, "POST", &format!("/write?db={db}"), &[], &big);
+    assert_eq!(r.status, 401, "{}", r.body_str());
+    let r = http_request(addr, "POST", &format!("/write?db={db}"), &[token], &big);
+    assert_eq!(r.status, 413, "{}", r.body_str());
+}

@@ -148,7 +148,14 @@ fn cases(db: &str) -> Vec<Case> {
         .map(|b| if b == b'\n' { b'x' } else { b })
         .collect();
     endless.truncate(4096);
-    cases.push(case("random bytes that never end a head", endless, 408));
+    // No line end, but its first bytes already cannot start a request line: refused
+    // at once rather than after read-timeout.
+    cases.push(Case {
+        name: "random bytes that never end a head",
+        send: Send::Bytes(endless),
+        expect: Expect::Status(400),
+        within: Some(READ_TIMEOUT / 2),
+    });
     cases.push(case("HTTP/0.9 request line", raw("GET /\r\n\r\n"), 400));
     cases.push(case(
         "HTTP/2 preface",
@@ -167,6 +174,7 @@ fn cases(db: &str) -> Vec<Case> {
         raw("BREW /write HTTP/1.1\r\nConnection: close\r\n\r\n"),
         405,
     ));
+    // Longer than any method: no request, refused as soon as its first bytes are in.
     cases.push(case(
         "10 KB method",
         format!(
@@ -174,7 +182,7 @@ fn cases(db: &str) -> Vec<Case> {
             "A".repeat(10_000)
         )
         .into_bytes(),
-        405,
+        400,
     ));
     cases.push(case(
         "separator in the method",
@@ -671,4 +679,96 @@ fn connections_past_max_connections_are_closed_and_counted() {
     let resp = http_request(addr, "GET", "/ping", &[], b"");
     assert_eq!(resp.status, 204);
     relay.shutdown();
+}
+
+/// How one exchange went for a client that sends its whole request before reading.
+struct Exchange {
+    /// Whether the whole request could be sent.
+    sent: std::io::Result<()>,
+    answer: Vec<u8>,
+    /// How the answer ended: `Ok` for the relay's FIN, else what the read failed with.
+    end: Result<(), std::io::ErrorKind>,
+    took: Duration,
+}
+
+fn send_all_then_read(addr: SocketAddr, bytes: &[u8]) -> Exchange {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+        .set_write_timeout(Some(CLOSE_WITHIN))
+        .expect("write timeout");
+    stream
+        .set_read_timeout(Some(CLOSE_WITHIN))
+        .expect("read timeout");
+    let started = Instant::now();
+    let sent = stream.write_all(bytes);
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    Exchange {
+        sent,
+        answer,
+        end,
+        took: started.elapsed(),
+    }
+}
+
+/// A refusal used to be written and the socket closed with the client's input unread:
+/// the kernel then resets the connection, and a client still sending (a 200 KB header
+/// block, a body over the limit) gets ECONNRESET instead of the answer. And bytes that
+/// can never become a request line waited for `read-timeout` before their 400.
+#[test]
+fn refusals_reach_a_client_that_is_still_sending_instead_of_a_reset() {
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .listener_opt("max-body-size-mb", 1)
+        .outputs_to(shared_backends(), "5s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+
+    let header_block = format!(
+        "POST /write?db=x HTTP/1.1\r\nHost: r\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    )
+    .into_bytes();
+    let body_too_big = post("db=x", "", &vec![b'#'; 3 << 20]);
+    let mut random = random_bytes(2000, 0x2545_f491_4f6c_dd1d);
+    random.retain(|&b| b != b'\n');
+    let long_method = "A".repeat(2000).into_bytes();
+    let bad_method_byte = b"PO\x01ST /write?db=x HTTP/1.1\r\n".to_vec();
+    let rows: [(&str, Vec<u8>, u16); 5] = [
+        ("a 200 KB header block", header_block, 431),
+        ("a 3 MiB body over a 1 MiB limit", body_too_big, 413),
+        ("2 000 random bytes without a line end", random, 400),
+        ("a 2 000-byte method", long_method, 400),
+        ("a control byte in the method", bad_method_byte, 400),
+    ];
+    let mut failures = Vec::new();
+    for (name, bytes, want) in rows {
+        let x = send_all_then_read(addr, &bytes);
+        let got = statuses(&x.answer);
+        if got != Ok(vec![want]) {
+            failures.push(format!("{name}: got {got:?}"));
+        }
+        if let Err(e) = &x.sent {
+            failures.push(format!("{name}: sending failed: {e}"));
+        }
+        if let Err(kind) = x.end {
+            failures.push(format!("{name}: the answer ended with {kind:?}, not a FIN"));
+        }
+        // Far below the default 10 s read-timeout: nothing waited for it.
+        if x.took > Duration::from_secs(3) {
+            failures.push(format!("{name}: took {:?}", x.took));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let resp = http_request(addr, "GET", "/ping", &[], b"");
+    assert_eq!(resp.status, 204);
 }

@@ -27,7 +27,7 @@ fn writes_reach_both_backends_with_identical_rows() {
         "cpu,host=a v=1 1000000000\ncpu,host=b v=2 2000000000\nmem free=3.5 3000000000\n",
     );
     assert_eq!(resp.status, 204, "{}", resp.body_str());
-    assert_eq!(resp.header("X-Influxdb-Version"), Some("relay"));
+    assert_identity(&resp);
     let [a, b] = shared_backends();
     assert!(wait_until(Duration::from_secs(5), || count(
         a.http_addr(),
@@ -226,10 +226,8 @@ fn backend_404_is_passed_through() {
 fn routes_ping_options_405_404() {
     let (relay, _) = relay_to_shared("any");
     let r = http_request(relay.addr(), "GET", "/ping", &[], b"");
-    assert_eq!(
-        (r.status, r.header("X-Influxdb-Version")),
-        (204, Some("relay"))
-    );
+    assert_eq!(r.status, 204);
+    assert_identity(&r);
     let r = http_request(relay.addr(), "HEAD", "/ping", &[], b"");
     assert_eq!(r.status, 204);
     let r = http_request(relay.addr(), "OPTIONS", "/write", &[], b"");
@@ -326,7 +324,18 @@ fn check_config_and_bad_files() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("http"));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("http"));
+    // The README runs the relay on this file and promises that acknowledged writes
+    // survive a backend outage: only true with a spool on every HTTP output.
+    let http_outputs: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("  -> ") && l.contains("http://"))
+        .collect();
+    assert!(!http_outputs.is_empty(), "{summary}");
+    for line in http_outputs {
+        assert!(!line.contains(" spool=0MB"), "no spool: {line}");
+    }
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[http]]\nbind-addr = \"127.0.0.1:1\"\nbogus = 1\noutput = [{ location = \"http://127.0.0.1:2/write\" }]\n").unwrap();
@@ -426,4 +435,136 @@ fn microsecond_precision_spelled_us_keeps_its_meaning() {
         vec![vec!["1700000000000001000".to_string(), "1".to_string()]]
     );
     assert_eq!(ra, rb);
+}
+
+/// A client library that reads `X-Influxdb-Build` without checking for it failed on
+/// the relay, which sent only `X-Influxdb-Version: relay`; InfluxDB sends both on every
+/// answer, and so must the relay, on its own answers and its errors alike.
+#[test]
+fn every_answer_carries_influxdb_build_and_version() {
+    let db = shared_db("core_identity");
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .listener_opt("max-body-size-mb", 1)
+        .outputs_to(shared_backends(), "5s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    let write = format!("/write?db={db}");
+    let cases: Vec<(&str, String, Vec<u8>, u16)> = vec![
+        ("GET", "/ping".into(), Vec::new(), 204),
+        ("HEAD", "/ping".into(), Vec::new(), 204),
+        ("POST", write.clone(), b"m v=1 1\n".to_vec(), 204),
+        ("POST", write.clone(), b"m v=\n".to_vec(), 400),
+        ("POST", "/write".into(), b"m v=1 1\n".to_vec(), 400),
+        ("POST", write.clone(), vec![b'#'; 2 << 20], 413),
+        ("GET", write, Vec::new(), 405),
+        ("OPTIONS", "/write".into(), Vec::new(), 204),
+        ("GET", "/nowhere".into(), Vec::new(), 404),
+        ("GET", "/health".into(), Vec::new(), 200),
+        ("GET", "/metrics".into(), Vec::new(), 200),
+        (
+            "POST",
+            format!("/query?q={}", url_encode(&format!("CREATE DATABASE {db}"))),
+            Vec::new(),
+            200,
+        ),
+        ("GET", "/query".into(), Vec::new(), 400),
+    ];
+    for (method, path, body, status) in cases {
+        let r = http_request(addr, method, &path, &[], &body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body_str());
+        assert_identity(&r);
+    }
+    // Errors decided before a request is parsed at all carry them too.
+    let out = raw_exchange(
+        addr,
+        b"\x16\x03\x01 garbage\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let answers = parse_responses(&out);
+    assert_eq!(answers.len(), 1, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(answers[0].status, 400);
+    assert_identity(&answers[0]);
+}
+
+/// `SO_REUSEPORT` let a second relay bind the addresses of a running one without an
+/// error, and the kernel then split the clients between the two. A relay must refuse to
+/// start, naming the address, while another process listens on one of its HTTP or UDP
+/// addresses; the running one is not disturbed.
+#[test]
+fn a_second_process_on_the_same_address_stops_the_start() {
+    let db = shared_db("core_twice");
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .outputs_to(shared_backends(), "5s")
+        .udp_listener("udp")
+        .outputs_to(shared_backends(), "");
+    let text = cfg.to_toml();
+    let first = Relay::start(&text);
+    let http = cfg.addr();
+    let udp = cfg.listener_addr("udp");
+
+    let expect_refusal = |config: &str, names: &str| {
+        let (status, stderr) = run_relay_until_exit(config, Duration::from_secs(10));
+        let status = status.unwrap_or_else(|| panic!("still running; stderr:\n{stderr}"));
+        assert!(!status.success(), "{status:?}\n{stderr}");
+        assert!(stderr.contains(names), "{names} not in:\n{stderr}");
+    };
+    // The very same config: its HTTP address, the first one bound, is named.
+    expect_refusal(&text, &format!("cannot listen on {http}"));
+    // Only the UDP address taken.
+    let other_http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    expect_refusal(
+        &text.replace(&http.to_string(), &other_http.to_string()),
+        &format!("cannot listen on udp {udp}"),
+    );
+    // Any other program, even with SO_REUSEPORT (which a relay's own loops use).
+    for udp_socket in [false, true] {
+        let (ty, protocol) = if udp_socket {
+            (socket2::Type::DGRAM, socket2::Protocol::UDP)
+        } else {
+            (socket2::Type::STREAM, socket2::Protocol::TCP)
+        };
+        let foreign = socket2::Socket::new(socket2::Domain::IPV4, ty, Some(protocol)).unwrap();
+        foreign.set_reuse_address(true).unwrap();
+        foreign.set_reuse_port(true).unwrap();
+        foreign
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        if !udp_socket {
+            foreign.listen(16).unwrap();
+        }
+        let taken = foreign.local_addr().unwrap().as_socket().unwrap();
+        let (old, name) = if udp_socket {
+            (udp, format!("cannot listen on udp {taken}"))
+        } else {
+            (http, format!("cannot listen on {taken}"))
+        };
+        let mut config = text.replace(&old.to_string(), &taken.to_string());
+        if udp_socket {
+            config = config.replace(&http.to_string(), &other_http.to_string());
+        }
+        expect_refusal(&config, &name);
+    }
+
+    // The first relay serves on, over HTTP and UDP.
+    assert!(first.is_running());
+    let resp = first.write(&db, "twice v=1 1\n");
+    assert_eq!(resp.status, 204, "{}", resp.body_str());
+    let ping = http_request(http, "GET", "/ping", &[], b"");
+    assert_eq!(ping.status, 204);
+    let udp_client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let line = format!("twice_udp_{db} v=1 1\n");
+    udp_client.send_to(line.as_bytes(), udp).unwrap();
+    let [a, _] = shared_backends();
+    assert!(wait_until(Duration::from_secs(5), || count(
+        a.http_addr(),
+        "udp",
+        &format!("twice_udp_{db}")
+    ) == 1));
 }

@@ -113,7 +113,7 @@ fn https_listener_answers_ping_and_write_to_both_backends() {
     let ping = https_exchange(secure, &request("GET", "/ping", b"", true)).expect("ping");
     assert_eq!(ping.len(), 1);
     assert_eq!(ping[0].status, 204);
-    assert_eq!(ping[0].header("X-Influxdb-Version"), Some("relay"));
+    assert_identity(&ping[0]);
 
     // Keep-alive and pipelining over TLS, with a body far larger than one TLS record.
     let big: String = (0..20_000)
@@ -401,4 +401,29 @@ fn https_output_with_skip_tls_verification_accepts_any_certificate() {
     assert_eq!(writes.len(), 3, "{writes:?}");
     // An IP address is checked against IP SANs and never sent as SNI.
     assert_eq!(writes[0].sni, None);
+}
+
+/// A refused client over TLS reads its answer and a `close_notify`, not a reset: the
+/// lingering close shuts the write side of TLS connections too.
+#[test]
+fn a_refusal_over_tls_ends_cleanly_while_the_client_still_sends() {
+    let (_relay, _, secure) = relay_with_https(&[]);
+    let mut stream = tls_connect(secure, client_config(rustls::DEFAULT_VERSIONS)).expect("tls");
+    // A 200 KB head, and 2 MiB after it that the client is still sending when the
+    // relay has answered 431.
+    let mut request = format!(
+        "POST /write?db=x HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    )
+    .into_bytes();
+    request.resize(request.len() + (2 << 20), b'#');
+    stream.write_all(&request).expect("send it all");
+    stream.flush().expect("flush");
+    let mut bytes = Vec::new();
+    stream
+        .read_to_end(&mut bytes)
+        .expect("the answer, then close_notify");
+    let answers = parse_responses(&bytes);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].status, 431);
 }

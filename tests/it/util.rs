@@ -297,6 +297,8 @@ enum StartError {
 /// Dropping it kills the process and removes the directory.
 pub struct Influxd {
     ports: InfluxdPorts,
+    /// `[http] auth-enabled`: every request but `/ping` needs a user's credentials.
+    auth: bool,
     /// `None` once the process has been reaped (after `kill9` or `stop`).
     child: Option<Child>,
     /// Last so that it is removed after the process is dead.
@@ -307,7 +309,29 @@ impl Influxd {
     /// Start a fresh `influxd` and wait until it answers `/ping`; panics with its log if
     /// it does not within 30 s.
     pub fn start() -> Influxd {
-        Influxd::try_start().unwrap_or_else(|e| panic!("influxd did not start: {e}"))
+        Influxd::try_start(false).unwrap_or_else(|e| panic!("influxd did not start: {e}"))
+    }
+
+    /// Start a fresh `influxd` with authentication on and one admin user, `user` with
+    /// `password` (created the way InfluxDB allows while it has no admin yet).
+    pub fn start_with_auth(user: &str, password: &str) -> Influxd {
+        let influxd =
+            Influxd::try_start(true).unwrap_or_else(|e| panic!("influxd did not start: {e}"));
+        let q = format!(
+            "CREATE USER {} WITH PASSWORD '{}' WITH ALL PRIVILEGES",
+            quote_ident(user),
+            password.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        let resp = http_request(
+            influxd.http_addr(),
+            "POST",
+            &format!("/query?q={}", url_encode(&q)),
+            &[],
+            b"",
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body_str());
+        assert!(!resp.body_str().contains("error"), "{}", resp.body_str());
+        influxd
     }
 
     /// Start `n` fresh instances in parallel.
@@ -319,12 +343,13 @@ impl Influxd {
             .collect()
     }
 
-    fn try_start() -> Result<Influxd, String> {
+    fn try_start(auth: bool) -> Result<Influxd, String> {
         let deadline = Instant::now() + INFLUXD_START_TIMEOUT;
         let dir =
             harness_tempdir("influxd").map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let mut influxd = Influxd {
             ports: InfluxdPorts::pick(),
+            auth,
             child: None,
             dir,
         };
@@ -396,6 +421,7 @@ bind-address = "127.0.0.1:{rpc}"
 [http]
   bind-address = "127.0.0.1:{http}"
   log-enabled = false
+  auth-enabled = {auth}
 
 [logging]
   level = "warn"
@@ -409,6 +435,7 @@ bind-address = "127.0.0.1:{rpc}"
   batch-timeout = "50ms"
 "#,
             rpc = p.rpc,
+            auth = self.auth,
             http = p.http,
             udp = p.udp,
         )
@@ -595,13 +622,16 @@ impl Drop for Influxd {
     }
 }
 
-/// `GET /ping` answers 204 with `X-Influxdb-Version` (equal to `version` if given).
+/// What the relay's `X-Influxdb-Version` contains, and no `influxd`'s does.
+pub const RELAY_VERSION_MARK: &str = "+influx-relay.";
+
+/// `GET /ping` answers 204 with `X-Influxdb-Version` (containing `version` if given).
 fn ping_ok(addr: SocketAddr, version: Option<&str>) -> bool {
     match try_http_request(addr, "GET", "/ping", &[], b"", Duration::from_millis(500)) {
         Ok(resp) => {
             resp.status == 204
                 && match (resp.header("X-Influxdb-Version"), version) {
-                    (Some(got), Some(want)) => got == want,
+                    (Some(got), Some(want)) => got.contains(want),
                     (Some(_), None) => true,
                     (None, _) => false,
                 }
@@ -710,6 +740,26 @@ impl Response {
     pub fn body_str(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// Panics unless `resp` carries the headers InfluxDB 1.x puts on every answer, with the
+/// relay's values: `X-Influxdb-Build: OSS` and an `X-Influxdb-Version` that reads as a
+/// 1.x version (`1.` first) and names the relay.
+pub fn assert_identity(resp: &Response) {
+    assert_eq!(
+        resp.header("X-Influxdb-Build"),
+        Some("OSS"),
+        "{} {:?}",
+        resp.status,
+        resp.headers
+    );
+    let version = resp.header("X-Influxdb-Version").unwrap_or_default();
+    assert!(
+        version.starts_with("1.") && version.contains(RELAY_VERSION_MARK),
+        "{} {:?}",
+        resp.status,
+        resp.headers
+    );
 }
 
 /// Percent-encode everything but RFC 3986 unreserved characters, for query values.
@@ -1725,7 +1775,7 @@ impl Relay {
 
     /// Start the relay in `dir` (from [`Relay::into_dir`]: the spool is kept), with
     /// `config` written to `relay.toml` there. Ready means: `/ping` on the first HTTP
-    /// listener answers 204 with `X-Influxdb-Version: relay`, every UDP listener's port is
+    /// listener answers 204 with the relay's `X-Influxdb-Version`, every UDP listener's port is
     /// bound, and the process is still alive; panics with its stderr otherwise after 15 s.
     pub fn start_in(dir: TempDir, config: &str) -> Relay {
         Relay::start_in_without(dir, config, None)
@@ -1843,7 +1893,7 @@ impl Relay {
         let http_ok = self
             .endpoints
             .http
-            .is_none_or(|addr| ping_ok(addr, Some("relay")));
+            .is_none_or(|addr| ping_ok(addr, Some(RELAY_VERSION_MARK)));
         http_ok
             && self
                 .endpoints
@@ -1931,6 +1981,32 @@ impl Relay {
             self.stderr_lines().iter().any(|l| l.contains(needle))
         })
     }
+}
+
+/// Run the relay on `config` in a fresh temp dir when it is expected not to start:
+/// its exit status and stderr once it exits, or `None` (it was killed) if it still runs
+/// after `within`.
+pub fn run_relay_until_exit(config: &str, within: Duration) -> (Option<ExitStatus>, String) {
+    let dir = harness_tempdir("relay").unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let path = dir.path().join("relay.toml");
+    fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_influx-relay"));
+    cmd.arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("cannot run the relay: {e}"));
+    let status = wait_timeout(&mut child, within);
+    if status.is_none() {
+        kill_and_reap(&mut child);
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    (status, stderr)
 }
 
 impl Drop for Relay {
