@@ -1,5 +1,5 @@
 //! One client write as every backend sees it, and the tracker that turns backend
-//! outcomes into the client's answer (SPEC §4.4).
+//! outcomes into the client's answer (README: HTTP API).
 
 use std::sync::Arc;
 

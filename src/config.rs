@@ -105,7 +105,7 @@ pub const MAX_MTU: usize = 65_507;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
-/// When a client's write counts as accepted (SPEC §4.4).
+/// When a client's write counts as accepted (README: HTTP API).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ack {
     /// First backend delivered-or-spooled answers 204 (the original's behaviour).
@@ -1130,7 +1130,7 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         name,
         location,
         // 0 would mean "wait forever" to an HTTP client, yet a client's answer waits
-        // for the largest timeout (SPEC §4.4): refuse it.
+        // for the largest timeout (README: HTTP API): refuse it.
         timeout: duration(&at("timeout"), raw.timeout, DEFAULT_HTTP_TIMEOUT, false)?,
         skip_tls_verification,
         ca_file,

@@ -1,4 +1,4 @@
-//! Line protocol, parsed just enough (SPEC §4.3).
+//! Line protocol, parsed just enough (README: HTTP API).
 //!
 //! The relay never re-serialises a point: it finds where each line ends, checks that the
 //! line has the structure InfluxDB 1.x will accept, and forwards the bytes unchanged
@@ -23,7 +23,7 @@
 //!
 //! Where this scanner knowingly differs from InfluxDB 1.6's parser:
 //! - unsigned integers (`1u`, up to `u64::MAX`) are accepted, and a trailing `\r` is
-//!   dropped (SPEC §4.3);
+//!   dropped (README: HTTP API);
 //! - text after a closing quote (`v="x"y`, which 1.6 silently ignores) is rejected, and so
 //!   is a tag value that starts with `=`;
 //! - a backslash before a newline does not join two lines (1.6 would); the first line then

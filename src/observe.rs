@@ -1,4 +1,4 @@
-//! `/health`, `/status` and `/metrics` (SPEC §6): the counters that loops, backend
+//! `/health`, `/status` and `/metrics` (README: Operations): the counters that loops, backend
 //! workers and UDP threads keep in `metrics`, summed over threads and rendered when
 //! asked.
 //!

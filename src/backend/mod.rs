@@ -512,7 +512,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
         };
         let closing = shared.control.closing.load(Ordering::Acquire);
         let spooling = shared.buffering && shared.output.spool_size > 0;
-        // Order (SPEC §5.2): while anything is queued, new writes go behind it. At
+        // Order (README: Durability): while anything is queued, new writes go behind it. At
         // shutdown, with a spool, everything left goes to disk rather than the wire.
         let queued = shared.buffering && shared.queue.lock().map(|q| q.active).unwrap_or(false);
         if queued || (closing && spooling) {
@@ -566,7 +566,7 @@ fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>)
 
 /// How long a direct attempt may take: a little less than `timeout`, so that a write
 /// that times out can still be spooled (and answered as such) before its client's
-/// own deadline, which is `timeout` (SPEC §4.4).
+/// own deadline, which is `timeout` (README: HTTP API).
 fn direct_timeout(timeout: Duration) -> Duration {
     timeout.saturating_sub((timeout / 10).min(Duration::from_millis(250)))
 }
@@ -634,7 +634,7 @@ fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
     }
 }
 
-/// Post one body and classify the answer (SPEC §4.4).
+/// Post one body and classify the answer (README: HTTP API).
 #[allow(clippy::too_many_arguments)]
 fn post(
     shared: &Shared,

@@ -1,4 +1,4 @@
-//! The ordered per-backend queue (SPEC §5): a RAM retry buffer or a disk spool, and
+//! The ordered per-backend queue (README: Durability): a RAM retry buffer or a disk spool, and
 //! the replay thread that drains it in order.
 //!
 //! While anything is queued, every new write for the backend joins the end of the
@@ -113,7 +113,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
             for job in jobs {
                 let len = job.batch.body.len();
                 if *bytes + len > *limit {
-                    // Full: the newest write is the one that goes (SPEC §5.3's policy,
+                    // Full: the newest write is the one that goes (the README's Durability policy,
                     // applied to RAM as well).
                     stats.dropped_buffer_full.add(job.batch.points as u64);
                     shared.unapplied.done(job.batch.seq);

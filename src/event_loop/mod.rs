@@ -1000,7 +1000,7 @@ impl EventLoop {
             request,
             seq,
             tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
-            // SPEC §4.4: a client waits at most the largest output timeout (checked
+            // A client waits at most the largest output timeout (checked
             // every TICK); backends still busy then finish in the background.
             deadline: self.now + shared.answer_timeout,
             keep_alive: true,

@@ -4,7 +4,7 @@
 
 use memchr::memmem;
 
-/// A header block larger than this is answered 431 (SPEC §4.2).
+/// A header block larger than this is answered 431 (README: HTTP API).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Headers httparse will index; a request with more is malformed for our purposes.
 const MAX_HEADERS: usize = 64;

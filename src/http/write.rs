@@ -1,4 +1,4 @@
-//! `POST /write`, sans-I/O: request checks (SPEC §4.2), line protocol (SPEC §4.3),
+//! `POST /write`, sans-I/O: request checks and line protocol (README: HTTP API),
 //! and the batch every backend will receive.
 
 use crate::batch::Batch;

@@ -1,4 +1,4 @@
-//! The disk spool (SPEC §5.3): a crash-safe FIFO of writes for one backend that is down.
+//! The disk spool (README: Durability): a crash-safe FIFO of writes for one backend that is down.
 //!
 //! One [`Spool`] owns one directory, `spool-dir/<listener>/<output>/`, and is driven by
 //! exactly one thread (the backend's queue thread), so it takes `&mut self` everywhere

@@ -1,4 +1,4 @@
-//! UDP ingest and UDP outputs (SPEC §3 `[[udp]]`, §7).
+//! UDP ingest and UDP outputs (README: UDP).
 //!
 //! ```text
 //! datagram → the loop's own SO_REUSEPORT socket, drained with a budget (recv)

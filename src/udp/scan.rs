@@ -1,6 +1,6 @@
 //! One datagram → its forwardable lines (sans-I/O).
 //!
-//! A datagram is split into lines (SPEC §4.3: `\n` ends a line except inside a quoted
+//! A datagram is split into lines (as for HTTP: `\n` ends a line except inside a quoted
 //! string field value), and each line is checked on its own: unlike an HTTP body, a bad
 //! line costs only itself. Good lines are stamped (receive time for those without a
 //! timestamp, `\r` dropped) and appended to a [`LineBatch`] that remembers where each
@@ -91,7 +91,7 @@ fn trim_end_blanks(text: &[u8]) -> &[u8] {
     &text[..end]
 }
 
-/// `raw` without a trailing `\r` (SPEC §4.3), as [`lineproto::Line::text`] gives it.
+/// `raw` without a trailing `\r` (README: HTTP API), as [`lineproto::Line::text`] gives it.
 fn text_of(raw: &[u8]) -> &[u8] {
     raw.strip_suffix(b"\r").unwrap_or(raw)
 }

@@ -1,4 +1,4 @@
-//! Durability (SPEC §5): ordered queues, the RAM retry buffer and the disk spool,
+//! Durability (see the README's section of that name): ordered queues, the RAM retry buffer and the disk spool,
 //! against real InfluxDB stopped with kill -9 or SIGSTOP.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Hostile input (issue 8, SPEC §4.2 and §8): a table of malformed, oversized, slow and
+//! Hostile input (issue 8; README: HTTP API, Security): a table of malformed, oversized, slow and
 //! smuggling-shaped requests, each with the answer it must get. After every row the
 //! relay must still answer `/ping` and a valid write from another client, and at the
 //! end its memory must be where a relay that buffers nothing unbounded would be.
@@ -227,7 +227,7 @@ fn cases(db: &str) -> Vec<Case> {
         204,
     ));
 
-    // Header floods and long URLs (the head limit is 64 KiB, SPEC §4.2).
+    // Header floods and long URLs (the head limit is 64 KiB, README: HTTP API).
     let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
     cases.push(case(
         "100 headers",
@@ -394,7 +394,7 @@ fn cases(db: &str) -> Vec<Case> {
         post(&q, "", b"m v=1\0 1\n"),
         400,
     ));
-    // The relay forwards names byte for byte (SPEC §4.3) and InfluxDB does not check
+    // The relay forwards names byte for byte (README: HTTP API) and InfluxDB does not check
     // UTF-8 either, so this is stored; a relay that refused it would also be right.
     cases.push(Case {
         name: "invalid UTF-8 in a tag value",
@@ -414,7 +414,7 @@ fn cases(db: &str) -> Vec<Case> {
         .collect();
     cases.push(case("100 000 tiny lines", post(&q, "", &tiny), 204));
 
-    // Slow clients (SPEC §4.2: read-timeout → 408 and close).
+    // Slow clients (read-timeout → 408 and close).
     cases.push(Case {
         name: "slowloris head: 2 bytes every 150 ms",
         send: Send::Trickle {

@@ -1,5 +1,5 @@
 //! The core write path against two real InfluxDB: replication, checks, framing,
-//! failures and shutdown (SPEC §2, §4).
+//! failures and shutdown (README: Running it, HTTP API).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};

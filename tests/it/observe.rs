@@ -1,4 +1,4 @@
-//! Observability (SPEC §6) against a running relay and real `influxd`: `/health` as a
+//! Observability (README: Operations) against a running relay and real `influxd`: `/health` as a
 //! load balancer sees it while a backend dies and comes back, `/status` and `/metrics`
 //! counting exactly what was written.
 //!

@@ -1,4 +1,4 @@
-//! UDP ingest and UDP outputs (SPEC §7): replication to real `influxd` UDP listeners,
+//! UDP ingest and UDP outputs (README: UDP): replication to real `influxd` UDP listeners,
 //! MTU packing, bad lines, and loss accounting under a burst.
 //!
 //! The relay's counters are read from its periodic `udp stats` log lines, made frequent
