@@ -526,6 +526,74 @@ if wanted idle-10k; then
     stop "$RELAY_PID"
 fi
 
+# --- the spool alone against the disk -------------------------------------------------
+# benches/spool.rs (criterion) appends 100-line writes to a Spool, one fdatasync per
+# group of 1 or 16, and replays 64 MiB; dd writes blocks of the same sizes with
+# oflag=dsync into the same directory, before and after, so the disk's own rate is
+# measured beside the spool's. Reported: writes/s and MB/s, and their ratio to dd.
+# Runs before the outage workloads: the gigabytes they spool are still being written
+# back by the host for a minute after, which slows this disk several times over.
+spool_estimate() { # criterion-id → mean ns per iteration
+    jq '.mean.point_estimate' "target/criterion/$1/new/estimates.json"
+}
+dd_rate() { # dir block-bytes count → "writes/s MB/s"
+    local out secs
+    out=$(timeout 60 dd if=/dev/zero of="$1/dd.bin" bs="$2" count="$3" oflag=dsync 2>&1 | tail -1)
+    rm -f "$1/dd.bin"
+    secs=$(sed -n 's/.*copied, \([0-9.e-]*\) s.*/\1/p' <<<"$out")
+    [ -n "$secs" ] || { echo "0 0"; return; }
+    calc '%.0f' "$3 / $secs"
+    printf ' '
+    calc '%.1f\n' "$2 * $3 / $secs / 1e6"
+}
+# The disk's speed moves (the host writes back what the guest wrote, for a minute or
+# more), so each spool measurement sits between two dd runs of its block size, and
+# the ratio is given against both; they disagree when the disk changed under us.
+spool_vs_dd() { # label criterion-id block-bytes dd-count
+    local before after ns per id=$2
+    sync
+    read -r before before_mb <<<"$(dd_rate "$SPOOL_DIR" "$3" "$4")"
+    SPOOL_BENCH_DIR=$PWD/$SPOOL_DIR cargo bench --quiet --bench spool -- \
+        --warm-up-time 1 --measurement-time 3 "^$id\$" >>"$WORK/spool-disk.criterion.txt" 2>&1
+    read -r after after_mb <<<"$(dd_rate "$SPOOL_DIR" "$3" "$4")"
+    # criterion names the directory after the group, `/` in it turned into `_`.
+    if [ ! -f "target/criterion/$(sed 's|/|_|' <<<"$id")/new/estimates.json" ]; then
+        row "| $1 | FAIL: no criterion result for $id (see $WORK/spool-disk.criterion.txt) | | |"
+        FAILED=1
+        return
+    fi
+    ns=$(spool_estimate "$(sed 's|/|_|' <<<"$id")")
+    per=$(calc '%.0f' "1e9 / $ns")
+    row "| $1 | $per /s, $(calc '%.1f' "$per * $3 / 1e6") MB/s | $before → $after /s ($before_mb → $after_mb MB/s) | $(ratio "$per" "$before") – $(ratio "$per" "$after") |"
+    printf '{"label":"%s","spool_per_sec":%s,"block_bytes":%s,"dd_before_per_sec":%s,"dd_after_per_sec":%s}\n' \
+        "$1" "$per" "$3" "$before" "$after" >>"$WORK/spool-disk.json"
+}
+if named spool-disk; then
+    say "spool-disk: spool appends (fdatasync per group) and replay, dd oflag=dsync around each"
+    SPOOL_DIR=target/tmp/spool-bench
+    mkdir -p "$SPOOL_DIR"
+    : >"$WORK/spool-disk.json"
+    BODY=26636 # 100 telegraf lines (benches/common): the criterion ids carry the size
+    row ""
+    row "| spool-disk | spool | dd oflag=dsync, same block, before → after | spool ÷ dd (before – after) |"
+    row "|---|---:|---:|---:|"
+    spool_vs_dd "append 1 write of $BODY B + fdatasync" "spool/append/1x${BODY}B" "$BODY" 2000
+    spool_vs_dd "append 16 writes ($((16 * BODY)) B) + fdatasync" "spool/append/16x${BODY}B" $((16 * BODY)) 300
+    SPOOL_BENCH_DIR=$PWD/$SPOOL_DIR cargo bench --quiet --bench spool -- \
+        --warm-up-time 1 --measurement-time 3 "^spool/replay/" >>"$WORK/spool-disk.criterion.txt" 2>&1
+    replay_id=$(cd target/criterion/spool_replay 2>/dev/null && ls -d ./*x"${BODY}"B 2>/dev/null | head -1)
+    replay_id=${replay_id#./}
+    if [ -n "$replay_id" ]; then
+        rwrites=${replay_id%%x*}
+        rns=$(spool_estimate "spool_replay/$replay_id")
+        row "| replay $rwrites writes (peek 4 MiB, consume; page cache) | $(calc '%.0f' "$rwrites * 1e9 / $rns") writes/s, $(calc '%.1f' "$rwrites * $BODY * 1e3 / $rns") MB/s | – | – |"
+        printf '{"label":"replay","writes":%s,"ns":%s,"body_bytes":%s}\n' "$rwrites" "$rns" "$BODY" >>"$WORK/spool-disk.json"
+    else
+        row "| replay | FAIL: no criterion result (see $WORK/spool-disk.criterion.txt) | | |"
+        FAILED=1
+    fi
+fi
+
 # --- a backend down (or slow) at full load ------------------------------------------------
 # Sink s2 is stopped for OUTAGE_SECS in the middle of a full-load run, then comes back on
 # the same port. The sink's `mode=down` closes its listener and cuts every connection
@@ -697,67 +765,6 @@ fi
 outage_workload outage-down any down
 outage_workload outage-down-all all down
 outage_workload outage-slow any slow
-
-# --- the spool alone against the disk -------------------------------------------------
-# benches/spool.rs (criterion) appends 100-line writes to a Spool, one fdatasync per
-# group of 1 or 16, and replays 64 MiB; dd writes blocks of the same sizes with
-# oflag=dsync into the same directory, before and after, so the disk's own rate is
-# measured beside the spool's. Reported: writes/s and MB/s, and their ratio to dd.
-spool_estimate() { # criterion-id → mean ns per iteration
-    jq '.mean.point_estimate' "target/criterion/$1/new/estimates.json"
-}
-dd_rate() { # dir block-bytes count → "writes/s MB/s"
-    local out secs
-    out=$(timeout 60 dd if=/dev/zero of="$1/dd.bin" bs="$2" count="$3" oflag=dsync 2>&1 | tail -1)
-    rm -f "$1/dd.bin"
-    secs=$(sed -n 's/.*copied, \([0-9.e-]*\) s.*/\1/p' <<<"$out")
-    [ -n "$secs" ] || { echo "0 0"; return; }
-    calc '%.0f' "$3 / $secs"
-    printf ' '
-    calc '%.1f\n' "$2 * $3 / $secs / 1e6"
-}
-if named spool-disk; then
-    say "spool-disk: spool appends (fdatasync per group) and replay, dd oflag=dsync beside them"
-    SPOOL_DIR=target/tmp/spool-bench
-    mkdir -p "$SPOOL_DIR"
-    BODY=26636 # 100 telegraf lines (benches/common); checked against criterion's ids below
-    read -r dd1a dd1a_mb <<<"$(dd_rate "$SPOOL_DIR" "$BODY" 2000)"
-    read -r dd16a dd16a_mb <<<"$(dd_rate "$SPOOL_DIR" $((16 * BODY)) 300)"
-    SPOOL_BENCH_DIR=$PWD/$SPOOL_DIR cargo bench --quiet --bench spool -- \
-        --warm-up-time 1 --measurement-time 3 >"$WORK/spool-disk.criterion.txt" 2>&1
-    read -r dd1b dd1b_mb <<<"$(dd_rate "$SPOOL_DIR" "$BODY" 2000)"
-    read -r dd16b dd16b_mb <<<"$(dd_rate "$SPOOL_DIR" $((16 * BODY)) 300)"
-    why=""
-    for id in "spool_append/1x${BODY}B" "spool_append/16x${BODY}B"; do
-        [ -f "target/criterion/$id/new/estimates.json" ] || why+="no criterion result for $id (body size changed?); "
-    done
-    replay_id=$(cd target/criterion/spool_replay && ls -d *x"${BODY}"B | head -1)
-    if [ -z "$why" ] && [ -n "$replay_id" ]; then
-        a1=$(calc '%.0f' "1e9 / $(spool_estimate "spool_append/1x${BODY}B")")
-        a16=$(calc '%.0f' "1e9 / $(spool_estimate "spool_append/16x${BODY}B")")
-        rwrites=${replay_id%%x*}
-        rns=$(spool_estimate "spool_replay/$replay_id")
-        jq -n --argjson body "$BODY" --argjson a1 "$a1" --argjson a16 "$a16" \
-            --argjson rwrites "$rwrites" --argjson rns "$rns" \
-            --argjson dd1 "[$dd1a, $dd1b]" --argjson dd16 "[$dd16a, $dd16b]" \
-            '{body_bytes: $body, append1_per_sec: $a1, append16_groups_per_sec: $a16,
-              append1_mb_per_sec: ($a1 * $body / 1e6), append16_mb_per_sec: ($a16 * 16 * $body / 1e6),
-              dd_dsync_block1_writes_per_sec: $dd1, dd_dsync_block16_writes_per_sec: $dd16,
-              replay_writes_per_sec: ($rwrites * 1e9 / $rns), replay_mb_per_sec: ($rwrites * $body * 1e3 / $rns)}' \
-            >"$WORK/spool-disk.json"
-        dd1=$(((dd1a + dd1b) / 2))
-        dd16=$(((dd16a + dd16b) / 2))
-        row ""
-        row "| spool-disk | spool | dd oflag=dsync (before, after) | spool ÷ dd |"
-        row "|---|---:|---:|---:|"
-        row "| append 1 write of $BODY B + fdatasync | $a1 /s, $(calc '%.1f' "$a1 * $BODY / 1e6") MB/s | $dd1a, $dd1b /s ($dd1a_mb, $dd1b_mb MB/s) | $(ratio "$a1" "$dd1") |"
-        row "| append 16 writes ($((16 * BODY)) B) + fdatasync | $a16 groups/s, $(calc '%.1f' "$a16 * 16 * $BODY / 1e6") MB/s | $dd16a, $dd16b /s ($dd16a_mb, $dd16b_mb MB/s) | $(ratio "$a16" "$dd16") |"
-        row "| replay $rwrites writes (peek 4 MiB, consume) | $(calc '%.0f' "$rwrites * 1e9 / $rns") writes/s, $(calc '%.1f' "$rwrites * $BODY * 1e3 / $rns") MB/s | – | – |"
-    else
-        row "| spool-disk | FAIL: ${why:-no replay result} (see $WORK/spool-disk.criterion.txt) |"
-        FAILED=1
-    fi
-fi
 
 {
     echo
