@@ -714,7 +714,7 @@ outage_row() { # name summary
     if [ "$OUTAGE_HEADER" = 0 ]; then
         OUTAGE_HEADER=1
         row ""
-        row "| workload | lines/s before / during / after | during ×healthy | p99 ms before / during / after | p99 during ×healthy | spool during outage: points/s, MB/s, disk MB/s, fsync/s | backlog at return MB | s2 caught up after s (outage ÷ catch-up) | every backend up after s | peak RSS MiB | relay drop counters | lost / dup s1, s2 | request errors | result |"
+        row "| workload | lines/s before / during / after | during ×healthy (×before) | p99 ms before / during / after | p99 during ×healthy (×before) | spool during outage: points/s, MB/s, disk MB/s, fsync/s | backlog at return MB | s2 caught up after s (outage ÷ catch-up) | every backend up after s | peak RSS MiB | relay drop counters | lost / dup s1, s2 | request errors | result |"
         row "|---|---|---:|---|---:|---|---:|---|---|---:|---|---|---|---|"
     fi
     local lb ld la pb pd pa rl="–" rp="–" cu="–" sp up
@@ -735,8 +735,8 @@ outage_row() { # name summary
             rp=$(calc '%.2f' "$pd / (${HEALTHY[pd]} + 1e-9)")
             awk "BEGIN{exit !($rl >= 0.8)}" || why+="lines/s during ${rl}× healthy (< 0.8×); "
             awk "BEGIN{exit !($rp <= 2)}" || why+="p99 during ${rp}× healthy (> 2×); "
-            rl+="×"
-            rp+="×"
+            rl+="× ($(calc '%.2f' "$ld / ($lb + 1e-9)")×)"
+            rp+="× ($(calc '%.2f' "$pd / ($pb + 1e-9)")×)"
         fi
         cu=$(jq -r 'if .catchup.secs == null then "not within '"$CATCHUP_GRACE"' s of the end" else "\(.catchup.secs * 100 | round / 100) (\(.catchup.speed_vs_build * 100 | round / 100)×)\(if .catchup.during_live_traffic then "" else ", after the load stopped" end)" end' "$f")
         jq -e '.catchup.during_live_traffic and .catchup.speed_vs_build >= 2' "$f" >/dev/null ||
