@@ -5,7 +5,7 @@
 # status 1.
 #
 #   scripts/bench.sh [--quick] [--duration 5s] [--only NAME,NAME] [--concurrency N]
-#                    [--relay-cmd CMD] [--no-haproxy] [--no-build] [--out FILE]
+#                    [--relay-cmd CMD] [--no-haproxy] [--no-build] [--out FILE] [outage]
 #
 # --relay-cmd (or RELAY_CMD) is the relay under test, started once per workload.
 # Placeholders, also exported as BENCH_* environment variables so a wrapper script can
@@ -19,13 +19,17 @@
 # Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
 # http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
 # ram-buffer-64m idle-10k. HTTP ones run HAProxy first, then the relay.
+# Run only when named (`outage` names all four): outage-down outage-down-all
+# outage-slow (a backend stopped or slowed for 8 s at full load, spool on both
+# outputs; BENCHMARKS.md, "A backend down at full load") and spool-disk (the spool's
+# append and replay rates against dd on the same disk).
 #
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
 # here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
         -h | --help) usage; exit 0 ;;
+        outage) ONLY=${ONLY:+$ONLY,}outage-down,outage-down-all,outage-slow,spool-disk ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -61,6 +66,8 @@ esac
 say() { printf '==> %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# The outage and spool workloads take minutes and write gigabytes: only when named.
+named() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # --- what the benchmark needs -------------------------------------------------------
 missing=()
@@ -156,10 +163,14 @@ say "sinks: s1 http=${SINK_HTTP[s1]} udp=${SINK_UDP[s1]}, s2 http=${SINK_HTTP[s2
 
 # --- the relay under test -------------------------------------------------------------
 RELAY_PID=""
+# The outage workloads change these for their own relay: the listener's ack and keys
+# added to every HTTP output (a spool).
+RELAY_ACK=any
+OUTPUT_EXTRA=""
 relay_config() { # file outputs buffer_mb
     local outs="" n
     for n in $(seq "$2"); do
-        outs+="  { name = \"s$n\", location = \"http://${SINK_HTTP[s$n]}/write\", timeout = \"10s\", concurrency = $CONCURRENCY, buffer-size-mb = $3 },"$'\n'
+        outs+="  { name = \"s$n\", location = \"http://${SINK_HTTP[s$n]}/write\", timeout = \"10s\", concurrency = $CONCURRENCY, buffer-size-mb = $3$OUTPUT_EXTRA },"$'\n'
     done
     cat >"$1" <<CONF
 threads = $CORES
@@ -169,7 +180,7 @@ spool-dir = "$WORK/spool"
 [[http]]
 name = "bench"
 bind-addr = "$HTTP_ADDR"
-ack = "any"
+ack = "$RELAY_ACK"
 max-connections = 20000
 output = [
 $outs]
@@ -514,6 +525,246 @@ if wanted idle-10k; then
     idle_row relay relay
     stop "$RELAY_PID"
 fi
+
+# --- the spool alone against the disk -------------------------------------------------
+# benches/spool.rs (criterion) appends 100-line writes to a Spool, one fdatasync per
+# group of 1 or 16, and replays 64 MiB; dd writes blocks of the same sizes with
+# oflag=dsync into the same directory, before and after, so the disk's own rate is
+# measured beside the spool's. Reported: writes/s and MB/s, and their ratio to dd.
+# Runs before the outage workloads: the gigabytes they spool are still being written
+# back by the host for a minute after, which slows this disk several times over.
+spool_estimate() { # criterion-id → mean ns per iteration
+    jq '.mean.point_estimate' "target/criterion/$1/new/estimates.json"
+}
+dd_rate() { # dir block-bytes count → "writes/s MB/s"
+    local out secs
+    out=$(timeout 60 dd if=/dev/zero of="$1/dd.bin" bs="$2" count="$3" oflag=dsync 2>&1 | tail -1)
+    rm -f "$1/dd.bin"
+    secs=$(sed -n 's/.*copied, \([0-9.e-]*\) s.*/\1/p' <<<"$out")
+    [ -n "$secs" ] || { echo "0 0"; return; }
+    calc '%.0f' "$3 / $secs"
+    printf ' '
+    calc '%.1f\n' "$2 * $3 / $secs / 1e6"
+}
+# The disk's speed moves (the host writes back what the guest wrote, for a minute or
+# more), so each spool measurement sits between two dd runs of its block size, and
+# the ratio is given against both; they disagree when the disk changed under us.
+spool_vs_dd() { # label criterion-id block-bytes dd-count
+    local before after ns per id=$2
+    sync
+    read -r before before_mb <<<"$(dd_rate "$SPOOL_DIR" "$3" "$4")"
+    SPOOL_BENCH_DIR=$PWD/$SPOOL_DIR cargo bench --quiet --bench spool -- \
+        --warm-up-time 1 --measurement-time 3 "^$id\$" >>"$WORK/spool-disk.criterion.txt" 2>&1
+    read -r after after_mb <<<"$(dd_rate "$SPOOL_DIR" "$3" "$4")"
+    # criterion names the directory after the group, `/` in it turned into `_`.
+    if [ ! -f "target/criterion/$(sed 's|/|_|' <<<"$id")/new/estimates.json" ]; then
+        row "| $1 | FAIL: no criterion result for $id (see $WORK/spool-disk.criterion.txt) | | |"
+        FAILED=1
+        return
+    fi
+    ns=$(spool_estimate "$(sed 's|/|_|' <<<"$id")")
+    per=$(calc '%.0f' "1e9 / $ns")
+    row "| $1 | $per /s, $(calc '%.1f' "$per * $3 / 1e6") MB/s | $before → $after /s ($before_mb → $after_mb MB/s) | $(ratio "$per" "$before") – $(ratio "$per" "$after") |"
+    printf '{"label":"%s","spool_per_sec":%s,"block_bytes":%s,"dd_before_per_sec":%s,"dd_after_per_sec":%s}\n' \
+        "$1" "$per" "$3" "$before" "$after" >>"$WORK/spool-disk.json"
+}
+if named spool-disk; then
+    say "spool-disk: spool appends (fdatasync per group) and replay, dd oflag=dsync around each"
+    SPOOL_DIR=target/tmp/spool-bench
+    mkdir -p "$SPOOL_DIR"
+    : >"$WORK/spool-disk.json"
+    BODY=26636 # 100 telegraf lines (benches/common): the criterion ids carry the size
+    row ""
+    row "| spool-disk | spool | dd oflag=dsync, same block, before → after | spool ÷ dd (before – after) |"
+    row "|---|---:|---:|---:|"
+    spool_vs_dd "append 1 write of $BODY B + fdatasync" "spool/append/1x${BODY}B" "$BODY" 2000
+    spool_vs_dd "append 16 writes ($((16 * BODY)) B) + fdatasync" "spool/append/16x${BODY}B" $((16 * BODY)) 300
+    SPOOL_BENCH_DIR=$PWD/$SPOOL_DIR cargo bench --quiet --bench spool -- \
+        --warm-up-time 1 --measurement-time 3 "^spool/replay/" >>"$WORK/spool-disk.criterion.txt" 2>&1
+    replay_id=$(cd target/criterion/spool_replay 2>/dev/null && ls -d ./*x"${BODY}"B 2>/dev/null | head -1)
+    replay_id=${replay_id#./}
+    if [ -n "$replay_id" ]; then
+        rwrites=${replay_id%%x*}
+        rns=$(spool_estimate "spool_replay/$replay_id")
+        row "| replay $rwrites writes (peek 4 MiB, consume; page cache) | $(calc '%.0f' "$rwrites * 1e9 / $rns") writes/s, $(calc '%.1f' "$rwrites * $BODY * 1e3 / $rns") MB/s | – | – |"
+        printf '{"label":"replay","writes":%s,"ns":%s,"body_bytes":%s}\n' "$rwrites" "$rns" "$BODY" >>"$WORK/spool-disk.json"
+    else
+        row "| replay | FAIL: no criterion result (see $WORK/spool-disk.criterion.txt) | | |"
+        FAILED=1
+    fi
+fi
+
+# --- a backend down (or slow) at full load ------------------------------------------------
+# Sink s2 is stopped for OUTAGE_SECS in the middle of a full-load run, then comes back on
+# the same port. The sink's `mode=down` closes its listener and cuts every connection
+# (the relay sees connection refused, as from a killed process) but keeps its counts, so
+# the loss/duplicate oracle covers the whole run; a killed process would forget what it
+# had received. Phases of the run (seconds from its start): 2 s of warm-up, `before` up
+# to OUTAGE_AT, `during` the outage, `after` from the return to the end. The healthy
+# run (same relay, same configuration, nothing stopped) comes first and is what the
+# others are compared with, phase by phase: the relay may fall behind even with both
+# sinks up, so `before` alone is not a healthy baseline.
+OUTAGE_AT=8
+OUTAGE_SECS=8
+OUTAGE_AFTER=12
+# After the load stops, how long the relay gets to report the backend caught up.
+CATCHUP_GRACE=20
+# Spool per output: room for the whole backlog, a quarter of the free disk at most.
+OUTAGE_SPOOL_MB=$(df -Pm "$WORK" | awk 'NR == 2 {m = int($4 / 4); print (m < 16384 ? m : 16384)}')
+OUTAGE_HEADER=0
+
+# perf counts the relay's fdatasync/fsync calls per second (the relay exports no fsync
+# counter); without perf or the permission to trace, that column stays empty.
+fsync_counter() { # pid out
+    command -v perf >/dev/null 2>&1 || return 0
+    perf stat -e syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync -p "$1" -I 1000 -x, \
+        -o "$2" 2>/dev/null &
+    PERF_PID=$!
+    PIDS+=("$PERF_PID")
+    PERF_START=$(date +%s%3N)
+}
+
+relay_status() { curl -s "http://$HTTP_ADDR/status"; }
+
+declare -A HEALTHY
+outage_workload() { # name ack none|down|slow
+    local name=$1 ack=$2 mode=$3 t0 t_down t_up load_pid end s
+    [ "$mode" = none ] || named "$name" || return 0
+    say "$name: 32 connections × 100 lines, ack = $ack, spool on both outputs; s2 $mode for ${OUTAGE_SECS}s at ${OUTAGE_AT}s"
+    reset_sinks
+    RELAY_ACK=$ack
+    OUTPUT_EXTRA=", spool-size-mb = $OUTAGE_SPOOL_MB"
+    start_relay "$name" 2 0
+    RELAY_ACK=any
+    OUTPUT_EXTRA=""
+    PERF_PID="" PERF_START=""
+    fsync_counter "$RELAY_PID" "$WORK/$name.perf"
+    rm -f "$WORK/$name.stop"
+    python3 scripts/bench-outage.py poll --status "http://$HTTP_ADDR/status" --pid "$RELAY_PID" \
+        --out "$WORK/$name.poll" --stop "$WORK/$name.stop" \
+        --max-secs $((OUTAGE_AT + OUTAGE_SECS + OUTAGE_AFTER + CATCHUP_GRACE + 20)) &
+    PIDS+=("$!")
+    local poll_pid=$!
+    local total=$((OUTAGE_AT + OUTAGE_SECS + OUTAGE_AFTER)) back=$((OUTAGE_AT + OUTAGE_SECS))
+    local after=(--phase "after=${back}s-${total}s")
+    [ "$mode" != none ] || { total=$back; after=(); }
+    t0=$(date +%s%3N)
+    "$LOADTEST" run --target "http://$HTTP_ADDR" --duration "${total}s" --run-id "$name" --json \
+        --lines 100 --connections 32 \
+        --phase "before=$((OUTAGE_AT - 8))s-${OUTAGE_AT}s" \
+        --phase "during=${OUTAGE_AT}s-${back}s" "${after[@]}" \
+        >"$WORK/$name.json" 2>"$WORK/$name.err" &
+    load_pid=$!
+    PIDS+=("$load_pid")
+    local wait_ms=$((t0 + OUTAGE_AT * 1000 - $(date +%s%3N)))
+    [ "$wait_ms" -le 0 ] || sleep "$(calc '%.3f' "$wait_ms / 1000")"
+    t_down=$(date +%s%3N)
+    if [ "$mode" = none ]; then
+        sleep "$OUTAGE_SECS"
+    elif [ "$mode" = down ]; then
+        sink_post s2 "control?mode=down&secs=$OUTAGE_SECS"
+        # The sink rebinds by itself after the outage; the return is when it answers.
+        sleep "$((OUTAGE_SECS - 1))"
+        for _ in $(seq 100); do sink_up s2 && break; sleep 0.05; done
+    else
+        sink_post s2 'control?mode=delay&ms=50'
+        sleep "$OUTAGE_SECS"
+        sink_post s2 'control?mode=ok'
+    fi
+    t_up=$(date +%s%3N)
+    wait "$load_pid" || true
+    # Bounded wait (a healthy relay can lag too: it gets the same grace) for the relay to report s2 up again, load or no load.
+    end=$(($(date +%s) + CATCHUP_GRACE))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        s=$(relay_status | jq -r '[.http[0].backends[].state] | unique | join(",")' 2>/dev/null || true)
+        [ "$s" = up ] && break
+        sleep 0.25
+    done
+    sleep 0.5
+    touch "$WORK/$name.stop"
+    wait "$poll_pid" 2>/dev/null || true
+    [ -z "$PERF_PID" ] || { kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; }
+    local acked
+    acked=$(jq .lines_acked "$WORK/$name.json")
+    settle s1 "$name" "$acked"
+    settle s2 "$name" "$acked"
+    curl -s "http://$HTTP_ADDR/metrics" >"$WORK/$name.metrics"
+    relay_status >"$WORK/$name.status.json"
+    printf '{"t0_ms":%s,"down_ms":%s,"up_ms":%s,"hwm_kb":%s,"healthy":%s}\n' "$t0" "$t_down" "$t_up" \
+        "$(status_kb "$RELAY_PID" VmHWM)" "$([ "$mode" = none ] && echo true || echo false)" \
+        >"$WORK/$name.events.json"
+    printf '{"s1":%s,"s2":%s}\n' "$(sink_stats s1)" "$(sink_stats s2)" >"$WORK/$name.sinks.json"
+    stop "$RELAY_PID"
+    [ "$mode" = down ] || sink_post s2 'control?mode=ok'
+    python3 scripts/bench-outage.py report --load "$WORK/$name.json" --poll "$WORK/$name.poll" \
+        ${PERF_START:+--perf "$WORK/$name.perf" --perf-start "$PERF_START"} \
+        --events "$WORK/$name.events.json" --metrics "$WORK/$name.metrics" \
+        --sinks "$WORK/$name.sinks.json" --backend s2 >"$WORK/$name.summary.json"
+    outage_row "$name" "$WORK/$name.summary.json"
+}
+
+# One table row from a summary (bench-outage.py report), judged against the targets:
+# during the outage ≥ 0.8× the healthy run's lines/s over the same seconds and p99
+# ≤ 2× its p99, the backend caught up while live traffic ran at least twice as fast as
+# its backlog built up (catch-up ≤ half the outage), nothing lost, duplicated or
+# dropped. The healthy row is judged on the last three only.
+outage_row() { # name summary
+    local f=$2 why="" r healthy
+    healthy=$(jq .healthy "$f")
+    if [ "$OUTAGE_HEADER" = 0 ]; then
+        OUTAGE_HEADER=1
+        row ""
+        row "| workload | lines/s before / during / after | during ×healthy (×before) | p99 ms before / during / after | p99 during ×healthy (×before) | spool during outage: points/s, MB/s, disk MB/s, fsync/s | backlog at return MB | s2 caught up after s (outage ÷ catch-up) | every backend up after s | peak RSS MiB | relay drop counters | lost / dup s1, s2 | request errors | result |"
+        row "|---|---|---:|---|---:|---|---:|---|---|---:|---|---|---|---|"
+    fi
+    local lb ld la pb pd pa rl="–" rp="–" cu="–" sp up
+    lb=$(jq '.phases.before.lines_per_sec // 0' "$f")
+    ld=$(jq '.phases.during.lines_per_sec // 0' "$f")
+    la=$(jq '.phases.after.lines_per_sec // 0' "$f")
+    pb=$(jq '.phases.before.p99_us // 0' "$f")
+    pd=$(jq '.phases.during.p99_us // 0' "$f")
+    pa=$(jq '.phases.after.p99_us // 0' "$f")
+    up=$(jq -r '.catchup.all_backends_up_secs | if . == null then "not within '"$CATCHUP_GRACE"' s of the end" else (. * 100 | round / 100 | tostring) end' "$f")
+    if [ "$healthy" = true ]; then
+        HEALTHY[ld]=$ld
+        HEALTHY[pd]=$pd
+        sp=–
+    else
+        if [ -n "${HEALTHY[ld]:-}" ]; then
+            rl=$(calc '%.2f' "$ld / (${HEALTHY[ld]} + 1e-9)")
+            rp=$(calc '%.2f' "$pd / (${HEALTHY[pd]} + 1e-9)")
+            awk "BEGIN{exit !($rl >= 0.8)}" || why+="lines/s during ${rl}× healthy (< 0.8×); "
+            awk "BEGIN{exit !($rp <= 2)}" || why+="p99 during ${rp}× healthy (> 2×); "
+            rl+="× ($(calc '%.2f' "$ld / ($lb + 1e-9)")×)"
+            rp+="× ($(calc '%.2f' "$pd / ($pb + 1e-9)")×)"
+        fi
+        cu=$(jq -r 'if .catchup.secs == null then "not within '"$CATCHUP_GRACE"' s of the end" else "\(.catchup.secs * 100 | round / 100) (\(.catchup.speed_vs_build * 100 | round / 100)×)\(if .catchup.during_live_traffic then "" else ", after the load stopped" end)" end' "$f")
+        jq -e '.catchup.during_live_traffic and .catchup.speed_vs_build >= 2' "$f" >/dev/null ||
+            why+="s2 catch-up $cu; "
+        sp=$(jq -r '.spool | "\(.points_per_sec / 1e6 * 1000 | round / 1000) M, \(.spool_bytes_per_sec / 1e6 | round), \(.disk_write_bytes_per_sec / 1e6 | round), \(if .fsyncs_per_sec == null then "–" else (.fsyncs_per_sec | round | tostring) end)"' "$f")
+    fi
+    local drops
+    drops=$(jq -r '.drops | to_entries | map(select(.value > 0) | "\(.key | gsub("[{}\"]"; "") | gsub("listener=[^,]*,"; "")) \(.value)") | if length == 0 then "0" else join("; ") end' "$f")
+    [ "$(jq .drops_total "$f")" -eq 0 ] || why+="relay dropped $(jq .drops_total "$f") points; "
+    r=$(jq -r '[.oracle.s1, .oracle.s2] | map("\(.lost) / \(.duplicates)") | join(", ")' "$f")
+    jq -e '[.oracle[] | .lost == 0 and .duplicates == 0] | all' "$f" >/dev/null || why+="sinks lost or duplicated lines ($r); "
+    local errs
+    errs=$(jq -c .errors "$f")
+    [ "$errs" = "{}" ] || why+="request errors $errs; "
+    if [ -z "$why" ]; then RESULT=PASS; else RESULT="FAIL: ${why%; }"; FAILED=1; fi
+    local la_s pa_s
+    la_s=$(calc '%.3f' "$la/1e6")
+    pa_s=$(ms "$pa")
+    [ "$healthy" = false ] || { la_s=–; pa_s=–; }
+    row "| $1 | $(calc '%.3f' "$lb/1e6") / $(calc '%.3f' "$ld/1e6") / $la_s M | $rl | $(ms "$pb") / $(ms "$pd") / $pa_s | $rp | $sp | $(jq '.spool.backlog_bytes_at_return / 1e6 | round' "$f") | $cu | $up | $(calc '%.1f' "$(jq .peak_rss_kb "$f")/1024") | $drops | $r | $errs | $RESULT |"
+}
+
+if named outage-down || named outage-down-all || named outage-slow; then
+    outage_workload outage-healthy any none
+fi
+outage_workload outage-down any down
+outage_workload outage-down-all all down
+outage_workload outage-slow any slow
 
 {
     echo

@@ -23,6 +23,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 60_000;
 /// Upper bound on `--lines` so one request body stays well under InfluxDB's 25 MB.
 pub const MAX_LINES: usize = 100_000;
+/// Window width when `--phase` is given without `--window`: 1 s.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+/// Narrowest `--window`: 10 ms. Each window holds a histogram per generator thread.
+pub const MIN_WINDOW: Duration = Duration::from_millis(10);
+
+/// A named stretch of a run (`--phase NAME=FROM-TO`), reported on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseSpec {
+    pub name: String,
+    /// Offsets from the start of the run.
+    pub from: Duration,
+    pub to: Duration,
+}
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +130,10 @@ pub struct RunConfig {
     /// Value of the `gen` tag on every line; the sink groups its analysis by it.
     pub run_id: String,
     pub timeout: Duration,
+    /// Report throughput and latency per window of this width (`--window`).
+    pub window: Option<Duration>,
+    /// Stretches of the run summed from the windows (`--phase`, repeatable).
+    pub phases: Vec<PhaseSpec>,
 }
 
 impl RunConfig {
@@ -144,6 +161,8 @@ impl RunConfig {
             threads: default_threads(DEFAULT_CONNECTIONS),
             run_id: new_run_id(),
             timeout: DEFAULT_TIMEOUT,
+            window: None,
+            phases: Vec::new(),
         }
     }
 
@@ -178,7 +197,7 @@ usage:
                 [--rate REQ_PER_SEC] [--udp-rate DGRAMS_PER_SEC] [--series 1000]
                 [--timestamps | --no-timestamps] [--precision n|u|ms|s|m|h]
                 [--db loadtest] [--gzip] [--threads N] [--run-id ID]
-                [--timeout 10s] [--json]
+                [--timeout 10s] [--window 1s] [--phase NAME=FROM-TO ...] [--json]
 ";
 
 /// Parses everything after the program name.
@@ -339,8 +358,19 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
                     return err("--timeout must be above zero");
                 }
             }
+            "--window" => {
+                let w = parse_duration(value()?).map_err(|e| ArgError(format!("--window: {e}")))?;
+                if w < MIN_WINDOW {
+                    return err("--window: at least 10ms");
+                }
+                cfg.window = Some(w);
+            }
+            "--phase" => cfg.phases.push(parse_phase(value()?)?),
             _ => return err(format!("unknown flag `{arg}` for run")),
         }
+    }
+    if !cfg.phases.is_empty() && cfg.window.is_none() {
+        cfg.window = Some(DEFAULT_WINDOW);
     }
     match target {
         Some((addr, host, path)) => {
@@ -425,6 +455,30 @@ fn parse_target(v: &str) -> Result<(SocketAddr, String, String), ArgError> {
         format!("{path}/write")
     };
     Ok((addr, hostport.to_string(), write_path))
+}
+
+/// `NAME=FROM-TO`, both offsets from the start of the run: `outage=10s-18s`.
+fn parse_phase(v: &str) -> Result<PhaseSpec, ArgError> {
+    let bad = || err("--phase: expected NAME=FROM-TO, e.g. outage=10s-18s");
+    let Some((name, span)) = v.split_once('=') else {
+        return bad();
+    };
+    let Some((from, to)) = span.split_once('-') else {
+        return bad();
+    };
+    if name.is_empty() || !name.bytes().all(is_query_safe) {
+        return err("--phase: name with letters, digits, `_`, `-` or `.`");
+    }
+    let from = parse_duration(from).map_err(|e| ArgError(format!("--phase {name}: {e}")))?;
+    let to = parse_duration(to).map_err(|e| ArgError(format!("--phase {name}: {e}")))?;
+    if to <= from {
+        return err(format!("--phase {name}: ends before it starts"));
+    }
+    Ok(PhaseSpec {
+        name: name.to_string(),
+        from,
+        to,
+    })
 }
 
 fn parse_num(flag: &str, v: &str) -> Result<u64, ArgError> {
@@ -597,6 +651,39 @@ mod tests {
         assert_eq!(c.threads, 3);
         assert_eq!(c.run_id, "abc-1");
         assert_eq!(c.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn phases_bring_a_default_window() {
+        let c = run(&[
+            "--target",
+            "http://127.0.0.1:1",
+            "--phase",
+            "before=2s-10s",
+            "--phase=outage=10s-18.5s",
+        ])
+        .unwrap();
+        assert_eq!(c.window, Some(DEFAULT_WINDOW));
+        assert_eq!(
+            c.phases[1],
+            PhaseSpec {
+                name: "outage".into(),
+                from: Duration::from_secs(10),
+                to: Duration::from_millis(18_500),
+            }
+        );
+        let c = run(&["--target", "http://127.0.0.1:1", "--window", "250ms"]).unwrap();
+        assert_eq!(
+            (c.window, c.phases.len()),
+            (Some(Duration::from_millis(250)), 0)
+        );
+        for bad in ["x", "a=1s", "a=2s-1s", "=1s-2s", "a b=1s-2s", "a=1x-2s"] {
+            assert!(
+                run(&["--target", "http://127.0.0.1:1", "--phase", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(run(&["--target", "http://127.0.0.1:1", "--window", "1ms"]).is_err());
     }
 
     #[test]

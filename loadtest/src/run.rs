@@ -25,7 +25,7 @@ use crate::args::RunConfig;
 use crate::client::{frame_response, Framing, RequestTemplate};
 use crate::gen::{FieldPool, GenConfig, LineGen};
 use crate::mmsg::{self, Datagrams};
-use crate::report::{new_histogram, Failure, Report, Tally};
+use crate::report::{new_histogram, Failure, Report, Tally, Timeline};
 
 /// Datagram payload limit: whole lines up to this many bytes, under a 1500-byte MTU.
 pub const UDP_PAYLOAD: usize = 1400;
@@ -54,6 +54,8 @@ struct Shared {
     claimed: AtomicU64,
     /// `--requests`, when given.
     limit: Option<u64>,
+    /// Start of the run: window 0 of every thread's timeline begins here.
+    start: Instant,
 }
 
 impl Shared {
@@ -70,6 +72,10 @@ impl Shared {
     }
 }
 
+/// What a generator thread hands back: its counters, latencies and, with `--window`,
+/// its timeline.
+type WorkerResult = (Tally, Histogram<u64>, Option<Timeline>);
+
 /// A once-a-second snapshot from a thread to the progress printer.
 struct Tick {
     thread: usize,
@@ -81,10 +87,13 @@ struct Tick {
 
 /// Runs the load described by `cfg`. Progress goes to stderr when `progress` is set.
 pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
+    let start = Instant::now();
+    let start_unix_ms = unix_nanos() / 1_000_000;
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         claimed: AtomicU64::new(0),
         limit: cfg.requests,
+        start,
     });
     let gen_cfg = Arc::new(GenConfig {
         run_id: cfg.run_id.clone(),
@@ -95,7 +104,6 @@ pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
     let pool = FieldPool::new(0x5eed);
     let (tx, rx) = crossbeam_channel::bounded::<Tick>(256);
     let tx = progress.then_some(tx);
-    let start = Instant::now();
 
     let mut http = Vec::new();
     if let Some(target) = cfg.target {
@@ -145,11 +153,15 @@ pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
 
     let mut tally = Tally::default();
     let mut latency = new_histogram();
+    let mut timeline = cfg.window.map(Timeline::new);
     for h in http {
         match h.join() {
-            Ok((t, hist)) => {
+            Ok((t, hist, tl)) => {
                 tally.merge(&t);
                 let _ = latency.add(&hist);
+                if let (Some(all), Some(one)) = (timeline.as_mut(), tl.as_ref()) {
+                    all.merge(one);
+                }
             }
             Err(_) => return Err(io::Error::other("a generator thread panicked")),
         }
@@ -171,6 +183,9 @@ pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
         lines_per_request: cfg.lines,
         tally,
         latency,
+        start_unix_ms,
+        timeline,
+        phases: cfg.phases.clone(),
     })
 }
 
@@ -179,7 +194,7 @@ fn supervise(
     cfg: &RunConfig,
     shared: &Shared,
     start: Instant,
-    http: &[thread::JoinHandle<(Tally, Histogram<u64>)>],
+    http: &[thread::JoinHandle<WorkerResult>],
     udp: Option<&thread::JoinHandle<Tally>>,
     rx: &Receiver<Tick>,
     progress: bool,
@@ -392,6 +407,7 @@ struct Worker {
     tally: Tally,
     hist: Histogram<u64>,
     interval: Histogram<u64>,
+    timeline: Option<Timeline>,
     progress: Option<Sender<Tick>>,
 }
 
@@ -447,11 +463,12 @@ impl Worker {
             tally: Tally::default(),
             hist: new_histogram(),
             interval: new_histogram(),
+            timeline: cfg.window.map(Timeline::new),
             progress,
         })
     }
 
-    fn run(&mut self) -> (Tally, Histogram<u64>) {
+    fn run(&mut self) -> WorkerResult {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         let mut next_tick = Instant::now() + PROGRESS_EVERY;
         let mut drain_deadline: Option<Instant> = None;
@@ -506,7 +523,11 @@ impl Worker {
         if self.progress.is_some() {
             self.send_tick();
         }
-        (std::mem::take(&mut self.tally), self.hist.clone())
+        (
+            std::mem::take(&mut self.tally),
+            self.hist.clone(),
+            self.timeline.take(),
+        )
     }
 
     fn send_tick(&mut self) {
@@ -750,13 +771,17 @@ impl Worker {
         self.in_flight -= 1;
         let c = &mut self.conns[i];
         // A fresh clock: `now` may predate the body build and the write of this pass.
-        let us = Instant::now()
-            .saturating_duration_since(c.origin)
-            .as_micros() as u64;
+        let answered = Instant::now();
+        let us = answered.saturating_duration_since(c.origin).as_micros() as u64;
         self.hist.saturating_record(us.max(1));
         self.interval.saturating_record(us.max(1));
         self.tally.requests += 1;
-        if (200..300).contains(&status) {
+        let ok = (200..300).contains(&status);
+        if let Some(tl) = self.timeline.as_mut() {
+            let acked = if ok { c.req_lines } else { 0 };
+            tl.answer(answered.duration_since(self.shared.start), acked, ok, us);
+        }
+        if ok {
             self.tally.lines_acked += c.req_lines;
             self.tally.bytes_acked += c.req_body_bytes;
         } else {
@@ -780,6 +805,9 @@ impl Worker {
             self.in_flight -= 1;
         }
         self.tally.fail(f);
+        if let Some(tl) = self.timeline.as_mut() {
+            tl.failure(now.saturating_duration_since(self.shared.start));
+        }
         // A failed connect spends budget too, so `--requests` alone still ends against
         // a target that never comes up.
         if f == Failure::Connect && self.shared.limit.is_some() && !self.shared.claim() {
