@@ -67,16 +67,15 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SKIP_TLS_VERIFICATION: bool = false;
 /// Default HTTP output `buffer-size-mb`: 0 MiB, i.e. no RAM retry buffer.
 pub const DEFAULT_BUFFER_SIZE_MB: u64 = 0;
-/// Default HTTP output `max-batch-kb`: 512 KiB per merged retry batch (also used when
-/// the file says 0, as the original did).
+/// HTTP output `max-batch-kb` when the file says 0: 512 KiB, as the original did.
 pub const DEFAULT_MAX_BATCH_KB: u64 = 512;
-/// Largest request that writes waiting for a backend are merged into when the output
-/// does not set `max-batch-kb`: 4 MiB. Retries keep the original's 512 KiB, but live
-/// traffic needs more: with one connection per backend, a backend that fell behind can
-/// only catch up by sending more per round trip, and at 512 KiB two equal backends
-/// under full load both run at that cap, so the one behind never recovers (measured:
-/// 2 of 8 five-second runs at 128 connections overflowed a backend's channel at
-/// 512 KiB, none of 8 at 4 MiB). InfluxDB 1.x takes bodies up to 25 MB by default.
+/// Largest request that writes waiting for a backend (live ones, and queued ones on
+/// replay) are merged into when the output does not set `max-batch-kb`: 4 MiB. With
+/// one connection per backend, a backend that fell behind can only catch up by sending
+/// more per round trip: at 512 KiB two equal backends under full load both run at that
+/// cap, so the one behind never recovers (measured: 2 of 8 five-second runs at 128
+/// connections overflowed a backend's channel at 512 KiB, none of 8 at 4 MiB).
+/// InfluxDB 1.x takes bodies up to 25 MB by default.
 pub const DEFAULT_COALESCE_KB: u64 = 4096;
 /// Default HTTP output `max-delay-interval`: 10 s, the cap of the retry backoff.
 pub const DEFAULT_MAX_DELAY_INTERVAL: Duration = Duration::from_secs(10);
@@ -243,10 +242,8 @@ pub struct HttpOutput {
     pub ca_file: Option<PathBuf>,
     /// Bytes (from `buffer-size-mb`); 0 = no RAM retry buffer.
     pub buffer_size: usize,
-    /// Bytes (from `max-batch-kb`): the most one retry request carries.
-    pub max_batch: usize,
-    /// Bytes: the most one request of merged live writes carries; `max_batch` when the
-    /// file sets `max-batch-kb`, else [`DEFAULT_COALESCE_KB`].
+    /// Bytes: the most one request of merged writes carries, live or replayed;
+    /// `max-batch-kb` when the file sets it (not 0), else [`DEFAULT_COALESCE_KB`].
     pub coalesce_limit: usize,
     pub max_delay_interval: Duration,
     /// Always ≥ 1.
@@ -1120,7 +1117,7 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
     };
 
     let max_batch = bytes(&at("max-batch-kb"), batch_kb, KIB)?;
-    // A limit the file sets bounds live merges too; the default does not.
+    // A limit the file sets bounds every merge; without one, merges may be larger.
     let coalesce_limit = if raw.max_batch_kb.is_some_and(|n| n > 0) {
         max_batch
     } else {
@@ -1135,7 +1132,6 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
         skip_tls_verification,
         ca_file,
         buffer_size: bytes(&at("buffer-size-mb"), buffer_mb, MIB)?,
-        max_batch,
         coalesce_limit,
         max_delay_interval: duration(
             &at("max-delay-interval"),
@@ -1671,7 +1667,6 @@ mod tests {
         assert!(!o.skip_tls_verification);
         assert_eq!(o.ca_file, None);
         assert_eq!(o.buffer_size, 0);
-        assert_eq!(o.max_batch, 512 * 1024);
         assert_eq!(
             o.coalesce_limit,
             4096 * 1024,
@@ -1791,12 +1786,7 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert!(o.skip_tls_verification);
         assert_eq!(o.buffer_size, 3 * 1024 * 1024);
-        assert_eq!(
-            o.max_batch,
-            512 * 1024,
-            "0 means the default, as in the original"
-        );
-        assert_eq!(o.coalesce_limit, 4096 * 1024);
+        assert_eq!(o.coalesce_limit, 4096 * 1024, "0 means the default");
         assert_eq!(o.max_delay_interval, Duration::from_secs(90));
         assert_eq!(o.concurrency, 4);
         assert_eq!(o.spool_size, 1024 * 1024 * 1024);
@@ -1922,7 +1912,6 @@ mod tests {
         assert_eq!(o.location.port, 7086);
         assert_eq!(o.timeout, Duration::from_secs(5));
         assert_eq!(o.buffer_size, 100 * 1024 * 1024);
-        assert_eq!(o.max_batch, 50 * 1024);
         assert_eq!(
             o.coalesce_limit,
             50 * 1024,

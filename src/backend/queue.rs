@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome};
 use crate::metrics::unix_ms as now_ms;
-use crate::spool::{Record, RecordRef, Spool, SpoolError};
+use crate::spool::{PendingSync, Record, RecordRef, Spool, SpoolError};
 
 use super::{Job, Shared};
 
@@ -98,8 +98,46 @@ static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
 /// Queue `jobs` (in order) at the end of the backend's queue and answer their clients
 /// as the store allows. Spool appends are one group commit (one fsync) per call.
 pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
-    let Ok(mut q) = shared.queue.lock() else {
+    let Some((pending, jobs)) = enqueue_locked(shared, jobs) else {
+        shared.queue_ready.notify_one();
         return;
+    };
+    shared.queue_ready.notify_one();
+    // Durable before any client is told, but outside the queue's lock: replay peeks and
+    // consumes meanwhile instead of waiting behind the disk (under load it did, and
+    // drained a backlog at a few percent of its speed).
+    let outcome = match pending.map_or(Ok(()), PendingSync::sync) {
+        Ok(()) => Outcome::Spooled,
+        Err(e) => {
+            // The records stay in the spool and will likely be replayed, but they
+            // cannot be promised: the clients hear of a failure.
+            if let Some(suppressed) = SPOOL_ERROR_LOG.check() {
+                crate::error!(
+                    "spool sync failed; writes not acknowledged for this backend",
+                    listener = shared.listener,
+                    backend = shared.output.name,
+                    error = e,
+                    suppressed = suppressed,
+                );
+            }
+            Outcome::Failed {
+                status: None,
+                body: Arc::from(&b""[..]),
+            }
+        }
+    };
+    for job in jobs {
+        if let Some(reply) = job.reply {
+            reply.send(outcome.clone());
+        }
+    }
+}
+
+/// The part of [`enqueue`] done under the queue's lock. Spooled jobs come back with
+/// what makes them durable; every other job is answered here.
+fn enqueue_locked(shared: &Shared, jobs: Vec<Job>) -> Option<(Option<PendingSync>, Vec<Job>)> {
+    let Ok(mut q) = shared.queue.lock() else {
+        return None;
     };
     let q = &mut *q;
     let stats = &shared.stats;
@@ -140,6 +178,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                 q.oldest = Some(Instant::now());
                 stats.queued_since_ms.set(now_ms());
             }
+            None
         }
         Store::Disk { spool, dir, limit } => {
             if spool.is_none() {
@@ -172,7 +211,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                             body: &j.batch.body,
                         })
                         .collect();
-                    s.append(&records).map(|()| s.len_bytes())
+                    s.append_unsynced(&records).map(|p| (p, s.len_bytes()))
                 }
                 None => Err(SpoolError::Io {
                     path: dir.clone(),
@@ -180,8 +219,8 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                 }),
             };
             let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
-            let outcome = match result {
-                Ok(spool_bytes) => {
+            match result {
+                Ok((pending, spool_bytes)) => {
                     spooled.extend(jobs.iter().map(|j| j.batch.seq));
                     stats.spooled_points.add(points);
                     stats.spool_bytes.set(spool_bytes);
@@ -191,7 +230,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                         q.oldest = Some(Instant::now());
                         stats.queued_since_ms.set(now_ms());
                     }
-                    Outcome::Spooled
+                    Some((pending, jobs))
                 }
                 Err(e) => {
                     for job in &jobs {
@@ -212,20 +251,19 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
                             suppressed = suppressed,
                         );
                     }
-                    Outcome::Failed {
-                        status: None,
-                        body: Arc::from(&b""[..]),
+                    for job in jobs {
+                        if let Some(reply) = job.reply {
+                            reply.send(Outcome::Failed {
+                                status: None,
+                                body: Arc::from(&b""[..]),
+                            });
+                        }
                     }
-                }
-            };
-            for job in jobs {
-                if let Some(reply) = job.reply {
-                    reply.send(outcome.clone());
+                    None
                 }
             }
         }
     }
-    shared.queue_ready.notify_one();
 }
 
 /// Open (and recover) the spool of one backend, logging what recovery found.
@@ -380,7 +418,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
 
 /// Build the next attempt from the head of the queue (called with the lock held).
 fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Option<Attempt> {
-    let max = shared.output.max_batch.max(1);
+    let max = shared.output.coalesce_limit.max(1);
     match &mut q.store {
         Store::Ram { jobs, .. } => {
             let first = jobs.front()?;

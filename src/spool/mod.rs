@@ -216,6 +216,21 @@ impl SegmentReader {
     }
 }
 
+/// Records written by [`Spool::append_unsynced`] that are not yet durable.
+#[must_use = "the records are not durable until synced"]
+pub struct PendingSync {
+    file: File,
+    path: PathBuf,
+}
+
+impl PendingSync {
+    /// fdatasync the segment the records went to (and whatever else was written to it
+    /// before: group commit across callers comes for free).
+    pub fn sync(self) -> Result<(), SpoolError> {
+        self.file.sync_data().map_err(io_err(&self.path))
+    }
+}
+
 /// A crash-safe, size-bounded FIFO of records in one directory. See the module docs.
 #[derive(Debug)]
 pub struct Spool {
@@ -384,8 +399,27 @@ impl Spool {
     /// [`MAX_PAYLOAD_BYTES`], [`SpoolError::Full`] if the group would take
     /// [`len_bytes`](Self::len_bytes) over `max_bytes`.
     pub fn append(&mut self, recs: &[RecordRef<'_>]) -> Result<(), SpoolError> {
+        match self.append_unsynced(recs)? {
+            Some(pending) => pending.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// [`append`](Self::append) without the fdatasync: the records are written (to the
+    /// page cache) and counted, and the returned [`PendingSync`] makes them durable.
+    /// The caller may release whatever guards the spool first, so that replay (peek,
+    /// consume) is not kept waiting behind the disk: a record may even be replayed
+    /// before it is durable, which is harmless (delivered is delivered; after a crash
+    /// the cursor only skips records up to the sequence number it names).
+    ///
+    /// A failed sync leaves the records in the spool (they may well be replayed) but
+    /// they must not count as durable.
+    pub fn append_unsynced(
+        &mut self,
+        recs: &[RecordRef<'_>],
+    ) -> Result<Option<PendingSync>, SpoolError> {
         if recs.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut total = 0u64;
         for rec in recs {
@@ -445,17 +479,21 @@ impl Spool {
                 record::encode(seq, rec, payload, &mut self.scratch);
             }
         }
+        // A second descriptor of the segment, for the caller's fdatasync.
         let written = match &self.writer {
             Some((_, file)) => file
                 .write_all_at(&self.scratch, offset)
-                .and_then(|()| file.sync_data()),
+                .and_then(|()| file.try_clone()),
             None => Err(io::Error::other("segment writer missing")),
         };
         self.trim_scratch();
-        if let Err(e) = written {
-            self.roll_back(id, offset, &path);
-            return Err(io_err(&path)(e));
-        }
+        let file = match written {
+            Ok(file) => file,
+            Err(e) => {
+                self.roll_back(id, offset, &path);
+                return Err(io_err(&path)(e));
+            }
+        };
 
         if roll {
             self.segments.push_back(Segment { id, len: total });
@@ -483,7 +521,7 @@ impl Spool {
         self.len_records += recs.len() as u64;
         self.len_bytes += total;
         self.next_seq = after;
-        Ok(())
+        Ok(Some(PendingSync { file, path }))
     }
 
     /// Creates segment `id` for appending and makes its directory entry durable.
