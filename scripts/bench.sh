@@ -19,17 +19,18 @@
 # Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
 # http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
 # ram-buffer-64m idle-10k. HTTP ones run HAProxy first, then the relay.
-# Run only when named (`outage` names all four): outage-down outage-down-all
+# Run only when named (`outage` names all six): outage-down outage-down-all
 # outage-slow (a backend stopped or slowed for 8 s at full load, spool on both
-# outputs; BENCHMARKS.md, "A backend down at full load") and spool-disk (the spool's
-# append and replay rates against dd on the same disk).
+# outputs; BENCHMARKS.md, "A backend down at full load"), outage-down-paced and
+# outage-slow-paced (the same with catch-up-live-percent = 50), and spool-disk (the
+# spool's append and replay rates against dd on the same disk).
 #
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
 # here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
@@ -52,7 +53,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
         -h | --help) usage; exit 0 ;;
-        outage) ONLY=${ONLY:+$ONLY,}outage-down,outage-down-all,outage-slow,spool-disk ;;
+        outage) ONLY=${ONLY:+$ONLY,}outage-down,outage-down-all,outage-slow,outage-down-paced,outage-slow-paced,spool-disk ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -627,13 +628,13 @@ fsync_counter() { # pid out
 relay_status() { curl -s "http://$HTTP_ADDR/status"; }
 
 declare -A HEALTHY
-outage_workload() { # name ack none|down|slow
-    local name=$1 ack=$2 mode=$3 t0 t_down t_up load_pid end s
+outage_workload() { # name ack none|down|slow [extra output keys]
+    local name=$1 ack=$2 mode=$3 extra=${4:-} t0 t_down t_up load_pid end s
     [ "$mode" = none ] || named "$name" || return 0
     say "$name: 32 connections × 100 lines, ack = $ack, spool on both outputs; s2 $mode for ${OUTAGE_SECS}s at ${OUTAGE_AT}s"
     reset_sinks
     RELAY_ACK=$ack
-    OUTPUT_EXTRA=", spool-size-mb = $OUTAGE_SPOOL_MB"
+    OUTPUT_EXTRA=", spool-size-mb = $OUTAGE_SPOOL_MB$extra"
     start_relay "$name" 2 0
     RELAY_ACK=any
     OUTPUT_EXTRA=""
@@ -759,12 +760,16 @@ outage_row() { # name summary
     row "| $1 | $(calc '%.3f' "$lb/1e6") / $(calc '%.3f' "$ld/1e6") / $la_s M | $rl | $(ms "$pb") / $(ms "$pd") / $pa_s | $rp | $sp | $(jq '.spool.backlog_bytes_at_return / 1e6 | round' "$f") | $cu | $up | $(calc '%.1f' "$(jq .peak_rss_kb "$f")/1024") | $drops | $r | $errs | $RESULT |"
 }
 
-if named outage-down || named outage-down-all || named outage-slow; then
+if named outage-down || named outage-down-all || named outage-slow || named outage-down-paced \
+    || named outage-slow-paced; then
     outage_workload outage-healthy any none
 fi
 outage_workload outage-down any down
 outage_workload outage-down-all all down
 outage_workload outage-slow any slow
+# The same two with the catch-up given priority over live writes (half its speed).
+outage_workload outage-down-paced any down ", catch-up-live-percent = 50"
+outage_workload outage-slow-paced any slow ", catch-up-live-percent = 50"
 
 {
     echo

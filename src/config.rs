@@ -87,6 +87,10 @@ pub const DEFAULT_SPOOL_SIZE_MB: u64 = 0;
 pub const DEFAULT_SPOOL_MAX_AGE: Duration = Duration::from_secs(168 * 3600);
 /// Default HTTP output `gzip`: false (send bodies uncompressed).
 pub const DEFAULT_GZIP: bool = false;
+/// Default HTTP output `catch-up-live-percent`: 0, live writes are never held back for
+/// a catch-up. A backend that only answers slowly would otherwise slow every client of
+/// its listener down to its own pace.
+pub const DEFAULT_CATCH_UP_LIVE_PERCENT: u32 = 0;
 /// Path used when an HTTP output `location` has none (or just `/`).
 pub const DEFAULT_WRITE_PATH: &str = "/write";
 
@@ -252,6 +256,10 @@ pub struct HttpOutput {
     pub spool_size: u64,
     pub spool_max_age: Duration,
     pub gzip: bool,
+    /// While this backend catches up (up, writes queued for it), live writes for its
+    /// listener may add at most this percentage of the bytes its replay delivers; the
+    /// rest wait. 0: never held for a catch-up. At most 100.
+    pub catch_up_live_percent: u32,
     /// `http-user` + `http-pass` (the original's per-output credentials). When set, the
     /// backend gets this `Authorization` instead of the client's; `None` unless both
     /// keys are non-empty, as in the original.
@@ -582,6 +590,7 @@ struct RawHttpOutput {
     spool_size_mb: Option<i64>,
     spool_max_age: Option<String>,
     gzip: Option<bool>,
+    catch_up_live_percent: Option<i64>,
     http_user: Option<String>,
     http_pass: Option<String>,
 }
@@ -693,6 +702,7 @@ impl RawHttpOutput {
             spool_size_mb: f.integer("spool-size-mb")?,
             spool_max_age: f.duration("spool-max-age")?,
             gzip: f.boolean("gzip")?,
+            catch_up_live_percent: f.integer("catch-up-live-percent")?,
             http_user: f.string("http-user")?,
             http_pass: f.string("http-pass")?,
         };
@@ -1148,6 +1158,13 @@ fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, ConfigError> {
             false,
         )?,
         gzip: raw.gzip.unwrap_or(DEFAULT_GZIP),
+        catch_up_live_percent: integer_in(
+            &at("catch-up-live-percent"),
+            raw.catch_up_live_percent,
+            DEFAULT_CATCH_UP_LIVE_PERCENT as i64,
+            0,
+            100,
+        )? as u32,
         basic_auth,
     })
 }
@@ -2061,6 +2078,7 @@ mod tests {
             (http_with("max-body-size-mb = 0", ""), "http[0].max-body-size-mb: must be at least 1, got 0"),
             (http_with("max-connections = 0", ""), "http[0].max-connections: must be at least 1, got 0"),
             (http_with("", "concurrency = 0"), "http[0].output[0].concurrency: must be at least 1, got 0"),
+            (http_with("", "catch-up-live-percent = 101"), "http[0].output[0].catch-up-live-percent: must be at most 100, got 101"),
             (http_with("", "buffer-size-mb = -1"), "http[0].output[0].buffer-size-mb: must be at least 0, got -1"),
             (
                 http_with("", "spool-size-mb = 9223372036854775807"),

@@ -346,6 +346,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
                     q.active = false;
                     q.oldest = None;
                     shared.stats.queued_since_ms.set(0);
+                    shared.pace.caught_up();
                     crate::info!(
                         "backend caught up",
                         listener = shared.listener,
@@ -407,6 +408,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
         };
         if delivered {
             backoff = INITIAL_BACKOFF;
+            shared.pace.replayed(attempt.body.len());
             finish(shared, attempt.n, &outcome);
         } else {
             shared.stats.retries.inc();
