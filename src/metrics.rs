@@ -147,6 +147,13 @@ pub struct BackendStats {
     /// Points lost at shutdown because they were only in RAM.
     pub dropped_shutdown: Counter,
     pub spooled_points: Counter,
+    /// Bytes appended to the spool (records with their headers), and the fdatasync
+    /// calls that made them durable: the spool's write rate and group commit.
+    pub spool_appended_bytes: Counter,
+    pub spool_syncs: Counter,
+    /// Points delivered from the queue (RAM or spool) rather than directly: the
+    /// catch-up rate.
+    pub replayed_points: Counter,
     /// 1 while the last attempt to reach the backend failed (5xx, timeout, refused).
     pub down: Gauge,
     /// Unix ms when the oldest queued write was queued; 0 when nothing is queued.

@@ -528,6 +528,9 @@ fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
     o.num("failed_requests", s.failed_requests.get());
     o.num("retries", s.retries.get());
     o.num("spooled_points", s.spooled_points.get());
+    o.num("spool_appended_bytes", s.spool_appended_bytes.get());
+    o.num("spool_syncs", s.spool_syncs.get());
+    o.num("replayed_points", s.replayed_points.get());
     let mut dropped = Obj::open(o.key("dropped_points"));
     for (reason, get) in BACKEND_DROPS {
         dropped.num(reason, get(s));
@@ -715,7 +718,7 @@ const LISTENER_FAMILIES: [Family<HttpTotals>; 6] = [
 ];
 
 /// Per HTTP backend, labels `listener` and `backend`.
-const BACKEND_FAMILIES: [Family<BackendStats>; 12] = [
+const BACKEND_FAMILIES: [Family<BackendStats>; 15] = [
     (
         "backend_up",
         GAUGE,
@@ -763,6 +766,24 @@ const BACKEND_FAMILIES: [Family<BackendStats>; 12] = [
         COUNTER,
         "Points written to the backend's disk spool.",
         |s| s.spooled_points.get(),
+    ),
+    (
+        "backend_spool_appended_bytes_total",
+        COUNTER,
+        "Bytes appended to the backend's disk spool, record headers included.",
+        |s| s.spool_appended_bytes.get(),
+    ),
+    (
+        "backend_spool_syncs_total",
+        COUNTER,
+        "fdatasync calls that made spool appends durable (one per group commit).",
+        |s| s.spool_syncs.get(),
+    ),
+    (
+        "backend_replayed_points_total",
+        COUNTER,
+        "Points delivered from the backend's queue (RAM or spool), i.e. caught up.",
+        |s| s.replayed_points.get(),
     ),
     (
         "backend_queued_requests",

@@ -106,7 +106,11 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
     // Durable before any client is told, but outside the queue's lock: replay peeks and
     // consumes meanwhile instead of waiting behind the disk (under load it did, and
     // drained a backlog at a few percent of its speed).
-    let outcome = match pending.map_or(Ok(()), PendingSync::sync) {
+    let synced = pending.map_or(Ok(()), |p| {
+        shared.stats.spool_syncs.inc();
+        p.sync()
+    });
+    let outcome = match synced {
         Ok(()) => Outcome::Spooled,
         Err(e) => {
             // The records stay in the spool and will likely be replayed, but they
@@ -211,7 +215,12 @@ fn enqueue_locked(shared: &Shared, jobs: Vec<Job>) -> Option<(Option<PendingSync
                             body: &j.batch.body,
                         })
                         .collect();
-                    s.append_unsynced(&records).map(|p| (p, s.len_bytes()))
+                    let before = s.len_bytes();
+                    s.append_unsynced(&records).map(|p| {
+                        let after = s.len_bytes();
+                        stats.spool_appended_bytes.add(after.saturating_sub(before));
+                        (p, after)
+                    })
                 }
                 None => Err(SpoolError::Io {
                     path: dir.clone(),
@@ -409,6 +418,9 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
         if delivered {
             backoff = INITIAL_BACKOFF;
             shared.pace.replayed(attempt.body.len());
+            if matches!(outcome, Outcome::Delivered | Outcome::Answered { .. }) {
+                shared.stats.replayed_points.add(attempt.points);
+            }
             finish(shared, attempt.n, &outcome);
         } else {
             shared.stats.retries.inc();

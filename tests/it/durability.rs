@@ -471,6 +471,17 @@ fn writes_past_the_overflow_bound_are_held_not_dropped() {
     );
     backends[1].resume();
     assert_eq!(held.join().unwrap(), 204);
+    // What reached b1's spool was synced and then replayed, and the counters say so.
+    let b1 = |family: &str| {
+        metric(&format!(
+            "influx_relay_{family}{{listener=\"in\",backend=\"b1\"}}"
+        ))
+    };
+    assert!(b1("backend_spool_syncs_total") >= 1.0);
+    assert!(b1("backend_spool_appended_bytes_total") > 0.0);
+    assert!(wait_until(Duration::from_secs(20), || b1(
+        "backend_replayed_points_total"
+    ) > 0.0));
     assert_eq!(
         metric("influx_relay_backend_dropped_points_total{listener=\"in\",backend=\"b1\",reason=\"queue_full\"}"),
         0.0
