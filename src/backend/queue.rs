@@ -342,7 +342,7 @@ struct Attempt {
 /// query and credentials up to `max-batch-kb`, backing off on failure.
 pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
     let mut backoff = INITIAL_BACKOFF;
-    let mut probe = super::probe_client(shared);
+    let mut probe = super::sender::probe_client(shared);
     let mut peeked: Vec<Record> = Vec::new();
     let mut gz = Vec::new();
     loop {
@@ -388,7 +388,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
             Some(h) => Some(h.as_bytes()),
             None => attempt.auth.as_deref(),
         };
-        let outcome = super::post(
+        let outcome = super::sender::post(
             shared,
             client,
             attempt.kind,
@@ -594,7 +594,7 @@ fn backoff_unless_up(shared: &Shared, probe: &mut super::client::Client, total: 
         }
         if was_down && Instant::now() >= next_probe {
             next_probe = Instant::now() + super::PROBE_INTERVAL;
-            if super::ping(shared, probe) {
+            if super::sender::ping(shared, probe) {
                 return;
             }
         }
