@@ -18,6 +18,8 @@
 //! Every stage downstream of the loop is sans-I/O or owns its own thread: the scanner
 //! and the spool know nothing of sockets, and backends know nothing of the HTTP server.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod applied;
 pub mod backend;
 pub mod batch;

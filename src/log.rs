@@ -110,7 +110,16 @@ pub struct RateLimit {
     suppressed: AtomicU64,
 }
 
+/// How often one repeated message may be logged: once per 5 s, with the count of those
+/// held back in between. Every throttled message in the relay uses it.
+pub const LOG_INTERVAL_MS: u64 = 5_000;
+
 impl RateLimit {
+    /// One message per [`LOG_INTERVAL_MS`].
+    pub const fn every_interval() -> RateLimit {
+        RateLimit::new(LOG_INTERVAL_MS)
+    }
+
     pub const fn new(interval_ms: u64) -> RateLimit {
         RateLimit {
             interval_ms,

@@ -68,7 +68,7 @@ impl Overflow {
 }
 
 /// One line per 5 s at most, however many writes a saturated channel turns away.
-pub(super) static QUEUE_FULL_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+pub(super) static QUEUE_FULL_LOG: crate::log::RateLimit = crate::log::RateLimit::every_interval();
 
 /// A write the backend will never see: counted, logged, and its client told.
 pub(super) fn drop_job(handle: &BackendHandle, job: Job) {

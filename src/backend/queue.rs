@@ -92,8 +92,8 @@ fn lines_in(body: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', body).count() as u64
 }
 
-static SPOOL_ERROR_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
-static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+static SPOOL_ERROR_LOG: crate::log::RateLimit = crate::log::RateLimit::every_interval();
+static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::every_interval();
 
 /// Queue `jobs` (in order) at the end of the backend's queue and answer their clients
 /// as the store allows. Spool appends are one group commit (one fsync) per call.

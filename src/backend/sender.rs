@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+pub(super) static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::every_interval();
 
 /// Writes taken from the channel in one go while queueing: one spool group commit
 /// (one fsync) covers all of them.

@@ -421,7 +421,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: retry on the next pass rather than spin.
-                    static LIMIT: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+                    static LIMIT: crate::log::RateLimit = crate::log::RateLimit::every_interval();
                     if let Some(suppressed) = LIMIT.check() {
                         crate::error!(
                             "accept failed",

@@ -37,9 +37,6 @@ use crate::config::{Config, ConfigError, HttpOutput, TlsVersion};
 /// bigger file is a wrong path (and `/dev/zero` must not exhaust memory).
 pub const MAX_PEM_SIZE: u64 = 1 << 20;
 
-/// Minimum interval between two log lines about failed client handshakes.
-const FAILURE_LOG_INTERVAL_MS: u64 = 5_000;
-
 /// Handshakes with HTTPS clients that failed (wrong protocol, no shared cipher suite, a
 /// version below `ssl-min-version`...), process-wide.
 static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);

@@ -224,7 +224,7 @@ impl TlsStream {
             return;
         }
         // One scanner hitting the port must not flood the log.
-        static LIMIT: crate::log::RateLimit = crate::log::RateLimit::new(FAILURE_LOG_INTERVAL_MS);
+        static LIMIT: crate::log::RateLimit = crate::log::RateLimit::every_interval();
         if let Some(suppressed) = LIMIT.check() {
             crate::debug!(
                 if handshake {

@@ -207,7 +207,7 @@ impl LoopSocket {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.stats.recv_errors.inc();
-                    static LIMIT: crate::log::RateLimit = crate::log::RateLimit::new(5_000);
+                    static LIMIT: crate::log::RateLimit = crate::log::RateLimit::every_interval();
                     if let Some(suppressed) = LIMIT.check() {
                         crate::error!(
                             "udp receive failed",

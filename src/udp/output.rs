@@ -39,9 +39,6 @@ pub const QUEUE_CAPACITY: usize = 8192;
 /// finished sends them at once, without waiting for the queue to empty.
 const SEND_BATCH: usize = 64;
 
-/// How often a repeated send error or a full queue is logged, at most (5 s).
-const LOG_INTERVAL_MS: u64 = 5_000;
-
 pub(super) enum Message {
     Lines(Arc<LineBatch>),
     /// Flush and exit; sent once the loops have stopped, so nothing follows it.
@@ -118,7 +115,7 @@ pub(super) fn start(
         stats: stats.clone(),
         listener: listener.to_string(),
         output: config.name.clone(),
-        error_log: RateLimit::new(LOG_INTERVAL_MS),
+        error_log: RateLimit::every_interval(),
     };
     let mtu = config.mtu;
     let handle = std::thread::Builder::new()
@@ -130,7 +127,7 @@ pub(super) fn start(
             stats,
             tx: tx.clone(),
             queued,
-            full_log: RateLimit::new(LOG_INTERVAL_MS),
+            full_log: RateLimit::every_interval(),
         },
         OutputThread { tx, handle },
     ))
@@ -261,6 +258,7 @@ fn send_batch(fd: RawFd, packer: &Packer, first: usize, n: usize) -> io::Result<
     let n = n.min(SEND_BATCH);
     // SAFETY: all-zero is a valid value for these plain C structs.
     let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: all-zero is a valid `mmsghdr`; its pointers are set below.
     let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
     for (i, (iov, msg)) in iovs.iter_mut().zip(msgs.iter_mut()).take(n).enumerate() {
         let (datagram, _) = packer.datagram(first + i);
@@ -360,7 +358,7 @@ mod tests {
             stats: stats.clone(),
             listener: "in".into(),
             output: "sink".into(),
-            error_log: RateLimit::new(LOG_INTERVAL_MS),
+            error_log: RateLimit::every_interval(),
         };
         let reader = std::thread::spawn(move || recv_all(&sink));
         run(&rx, &mut link, mtu);
@@ -421,7 +419,7 @@ mod tests {
             stats: Arc::default(),
             tx,
             queued: Arc::default(),
-            full_log: RateLimit::new(LOG_INTERVAL_MS),
+            full_log: RateLimit::every_interval(),
         };
         let b = batch("a v=1 1\nb v=2 2");
         handle.offer("in", &b);

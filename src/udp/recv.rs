@@ -82,6 +82,7 @@ impl Receiver {
         let mut control = [[0u64; CONTROL_WORDS]; BATCH];
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above: all-zero is a valid `mmsghdr`; its pointers are set below.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         for (i, slot) in self
             .buf
