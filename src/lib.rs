@@ -33,5 +33,6 @@ pub mod net;
 pub mod observe;
 pub mod relay;
 pub mod spool;
+pub mod state;
 pub mod tls;
 pub mod udp;

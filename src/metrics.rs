@@ -199,10 +199,3 @@ pub struct UdpOutputStats {
     pub send_errors: Counter,
     pub lines_send_failed: Counter,
 }
-
-use crate::relay::{Page, Shared};
-
-/// Render `/health`, `/status` or `/metrics` (see [`crate::observe`]).
-pub fn render(shared: &Shared, path: &str) -> Page {
-    crate::observe::render(shared, path)
-}

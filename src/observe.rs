@@ -19,7 +19,14 @@ use crate::config::Ack;
 use crate::metrics::{
     unix_ms, BackendStats, ListenerStats, UdpListenerStats, UdpOutputStats, LATENCY_BOUNDS_US,
 };
-use crate::relay::{Page, Shared};
+use crate::state::Shared;
+
+/// An observability page (`/health`, `/status`, `/metrics`).
+pub struct Page {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
 
 /// Content type of `/health` and `/status`.
 pub const JSON: &str = "application/json";

@@ -6,42 +6,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, BackendHandle, LoopNotifier};
-use crate::config::{Config, HttpConfig};
+use crate::backend::{Backend, LoopNotifier};
+use crate::config::Config;
 use crate::event_loop::EventLoop;
 use crate::http::write::WriteSettings;
 use crate::metrics::ListenerStats;
-
-/// State every loop reads; written only at start-up, except the atomics.
-pub struct Shared {
-    pub shutdown: AtomicBool,
-    pub shutdown_timeout: Duration,
-    pub http: Vec<HttpListener>,
-    pub udp: Vec<crate::udp::UdpListener>,
-    pub started: Instant,
-    /// The order of changes and what clients were told succeeded (read-your-writes).
-    pub changes: crate::applied::Changes,
-}
-
-pub struct HttpListener {
-    pub config: HttpConfig,
-    /// Set for HTTPS listeners (`ssl-combined-pem`); one config for every loop.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub write: WriteSettings,
-    pub backends: Vec<BackendHandle>,
-    /// The longest a client waits for its answer: the largest output timeout.
-    pub answer_timeout: Duration,
-    /// Connections open across all loops (the `max-connections` limit).
-    pub open_connections: AtomicUsize,
-    /// Where read queries go, one per backend (same index).
-    pub query_targets: Vec<crate::http::upstream::QueryTarget>,
-    /// Per backend (same index), what every output of any listener that writes to the
-    /// same server has not finished: a read may go there only once all of it is past
-    /// the acknowledged watermark.
-    pub server_unapplied: Vec<Vec<Arc<crate::applied::Unapplied>>>,
-    /// One per event loop, indexed by loop id.
-    pub stats: Vec<Arc<ListenerStats>>,
-}
+use crate::state::{HttpListener, Shared};
 
 /// A running relay.
 pub struct Relay {
@@ -296,15 +266,4 @@ fn pin_to_core(core: usize) {
             );
         }
     }
-}
-
-/// An observability page (`/health`, `/status`, `/metrics`).
-pub struct Page {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-pub fn observe(shared: &Shared, path: &str) -> Page {
-    crate::metrics::render(shared, path)
 }

@@ -266,7 +266,7 @@ impl Backend {
         } else {
             None
         };
-        let mut shared = Shared {
+        let mut shared = Worker {
             output: output.clone(),
             tls,
             listener: listener.to_string(),
@@ -381,7 +381,9 @@ fn path_safe(name: &str) -> String {
     out
 }
 
-pub(crate) struct Shared {
+/// One output as its threads (senders and replay) share it: its settings, counters,
+/// queue and shutdown signal. (What the event loops hold is [`BackendHandle`].)
+pub(crate) struct Worker {
     output: HttpOutput,
     /// Set for `https://` outputs; every client of this output shares it.
     tls: Option<crate::tls::ClientTls>,

@@ -19,7 +19,7 @@ use crate::batch::{Kind, Outcome};
 use crate::metrics::unix_ms as now_ms;
 use crate::spool::{PendingSync, Record, RecordRef, Spool, SpoolError};
 
-use super::{Job, Shared};
+use super::{Job, Worker};
 
 /// First retry delay after a failure; doubles up to `max-delay-interval` (the
 /// original relay's schedule).
@@ -41,7 +41,7 @@ pub enum Store {
     },
 }
 
-/// The queue proper, behind `Shared::queue`.
+/// The queue proper, behind `Worker::queue`.
 pub struct Queue {
     pub store: Store,
     /// Something is queued: new writes must join the end.
@@ -49,7 +49,7 @@ pub struct Queue {
     /// When the oldest queued write was queued (for `/status`).
     pub oldest: Option<Instant>,
     /// The change number of each spooled record, oldest first (the spool itself
-    /// does not keep them): what finishing a record tells `Shared::unapplied`.
+    /// does not keep them): what finishing a record tells `Worker::unapplied`.
     spooled: VecDeque<u64>,
 }
 
@@ -97,7 +97,7 @@ static DROP_LOG: crate::log::RateLimit = crate::log::RateLimit::every_interval()
 
 /// Queue `jobs` (in order) at the end of the backend's queue and answer their clients
 /// as the store allows. Spool appends are one group commit (one fsync) per call.
-pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
+pub(crate) fn enqueue(shared: &Worker, jobs: Vec<Job>) {
     let Some((pending, jobs)) = enqueue_locked(shared, jobs) else {
         shared.queue_ready.notify_one();
         return;
@@ -139,7 +139,7 @@ pub(crate) fn enqueue(shared: &Shared, jobs: Vec<Job>) {
 
 /// The part of [`enqueue`] done under the queue's lock. Spooled jobs come back with
 /// what makes them durable; every other job is answered here.
-fn enqueue_locked(shared: &Shared, jobs: Vec<Job>) -> Option<(Option<PendingSync>, Vec<Job>)> {
+fn enqueue_locked(shared: &Worker, jobs: Vec<Job>) -> Option<(Option<PendingSync>, Vec<Job>)> {
     let Ok(mut q) = shared.queue.lock() else {
         return None;
     };
@@ -276,7 +276,7 @@ fn enqueue_locked(shared: &Shared, jobs: Vec<Job>) -> Option<(Option<PendingSync
 }
 
 /// Open (and recover) the spool of one backend, logging what recovery found.
-pub(crate) fn open_spool(shared: &Shared, dir: &std::path::Path, limit: u64) -> Option<Box<Spool>> {
+pub(crate) fn open_spool(shared: &Worker, dir: &std::path::Path, limit: u64) -> Option<Box<Spool>> {
     match Spool::open(dir, limit) {
         Ok((spool, recovery)) => {
             for note in &recovery.notes {
@@ -313,7 +313,7 @@ pub(crate) fn open_spool(shared: &Shared, dir: &std::path::Path, limit: u64) -> 
     }
 }
 
-fn log_drop(shared: &Shared, msg: &str, points: u64) {
+fn log_drop(shared: &Worker, msg: &str, points: u64) {
     if let Some(suppressed) = DROP_LOG.check() {
         crate::error!(
             msg,
@@ -340,7 +340,7 @@ struct Attempt {
 
 /// The replay thread: drains the queue in order, merging neighbours with the same
 /// query and credentials up to `max-batch-kb`, backing off on failure.
-pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
+pub(crate) fn replay_loop(shared: &Worker, client: &mut super::client::Client) {
     let mut backoff = INITIAL_BACKOFF;
     let mut probe = super::sender::probe_client(shared);
     let mut peeked: Vec<Record> = Vec::new();
@@ -431,7 +431,7 @@ pub(crate) fn replay_loop(shared: &Shared, client: &mut super::client::Client) {
 }
 
 /// Build the next attempt from the head of the queue (called with the lock held).
-fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Option<Attempt> {
+fn next_attempt(shared: &Worker, q: &mut Queue, peeked: &mut Vec<Record>) -> Option<Attempt> {
     let max = shared.output.coalesce_limit.max(1);
     match &mut q.store {
         Store::Ram { jobs, .. } => {
@@ -509,7 +509,7 @@ fn next_attempt(shared: &Shared, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
     }
 }
 
-fn consume(shared: &Shared, s: &mut Spool, n: usize) {
+fn consume(shared: &Worker, s: &mut Spool, n: usize) {
     if let Err(e) = s.consume(n) {
         crate::error!(
             "spool consume failed",
@@ -522,7 +522,7 @@ fn consume(shared: &Shared, s: &mut Spool, n: usize) {
 }
 
 /// The first `n` queued writes are done (delivered, or rejected and dropped).
-fn finish(shared: &Shared, n: usize, outcome: &Outcome) {
+fn finish(shared: &Worker, n: usize, outcome: &Outcome) {
     let Ok(mut q) = shared.queue.lock() else {
         return;
     };
@@ -550,7 +550,7 @@ fn finish(shared: &Shared, n: usize, outcome: &Outcome) {
 }
 
 /// The first `n` spooled records left the spool: their changes are finished here.
-fn finish_spooled(shared: &Shared, spooled: &mut VecDeque<u64>, n: usize) {
+fn finish_spooled(shared: &Worker, spooled: &mut VecDeque<u64>, n: usize) {
     for seq in spooled.drain(..n.min(spooled.len())) {
         shared.unapplied.done(seq);
     }
@@ -558,7 +558,7 @@ fn finish_spooled(shared: &Shared, spooled: &mut VecDeque<u64>, n: usize) {
 
 /// Out of time at shutdown: RAM-only writes are lost (counted); spooled ones stay on
 /// disk for the next start.
-fn shutdown_leftovers(shared: &Shared, q: &mut Queue) {
+fn shutdown_leftovers(shared: &Worker, q: &mut Queue) {
     if let Store::Ram { jobs, .. } = &mut q.store {
         let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
         if points > 0 {
@@ -581,7 +581,7 @@ fn is_database_not_found(body: &[u8]) -> bool {
 /// was down answers a probe: catch-up starts when the backend is back, not when the
 /// backoff (up to `max-delay-interval`) runs out. A backend that is up and refused
 /// the write (`database not found`) gets the whole wait.
-fn backoff_unless_up(shared: &Shared, probe: &mut super::client::Client, total: Duration) {
+fn backoff_unless_up(shared: &Worker, probe: &mut super::client::Client, total: Duration) {
     let end = Instant::now() + total;
     let was_down = shared.stats.down.get() != 0;
     let mut next_probe = Instant::now() + super::PROBE_INTERVAL.min(total);

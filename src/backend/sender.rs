@@ -9,7 +9,7 @@ pub(super) static FAILURE_LOG: crate::log::RateLimit = crate::log::RateLimit::ev
 /// (one fsync) covers all of them.
 pub(super) const GROUP_COMMIT: usize = 256;
 
-pub(super) fn sender_loop(shared: &Shared, rx: &Receiver<Job>, overflow: Option<&Overflow>) {
+pub(super) fn sender_loop(shared: &Worker, rx: &Receiver<Job>, overflow: Option<&Overflow>) {
     let mut client = Client::new(
         shared.output.location.clone(),
         direct_timeout(shared.output.timeout),
@@ -120,7 +120,7 @@ pub(super) fn direct_timeout(timeout: Duration) -> Duration {
 /// client writes into a few large backend requests; when idle it costs nothing, since
 /// it never waits for more.
 pub(super) fn coalesce(
-    shared: &Shared,
+    shared: &Worker,
     rx: &Receiver<Job>,
     first: Job,
     held: &mut Option<Job>,
@@ -148,7 +148,7 @@ pub(super) fn coalesce(
 
 /// Post the bodies of `group` (which share query and credentials) as one request.
 pub(super) fn post_group(
-    shared: &Shared,
+    shared: &Worker,
     client: &mut Client,
     group: &[Job],
     gz: &mut Vec<u8>,
@@ -174,7 +174,7 @@ pub(super) fn post_group(
 }
 
 /// Answer or queue one job after a direct attempt.
-pub(super) fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
+pub(super) fn finish_direct(shared: &Worker, job: Job, outcome: Outcome) {
     if shared.buffering && matches!(outcome, Outcome::Failed { .. }) {
         queue::enqueue(shared, vec![job]);
         return;
@@ -191,7 +191,7 @@ pub(super) fn finish_direct(shared: &Shared, job: Job, outcome: Outcome) {
 /// Post one body and classify the answer (README: HTTP API).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn post(
-    shared: &Shared,
+    shared: &Worker,
     client: &mut Client,
     kind: Kind,
     query: &str,
@@ -265,7 +265,7 @@ pub(super) fn post(
 }
 
 /// A client for `/ping` probes, with their own short timeout.
-pub(crate) fn probe_client(shared: &Shared) -> Client {
+pub(crate) fn probe_client(shared: &Worker) -> Client {
     Client::new(
         shared.output.location.clone(),
         PROBE_TIMEOUT.min(shared.output.timeout),
@@ -276,7 +276,7 @@ pub(crate) fn probe_client(shared: &Shared) -> Client {
 /// Keep the up/down state true when no writes flow: a backend marked down, or one
 /// nothing was sent to for `PROBE_INTERVAL`, is asked `/ping` about once per
 /// `PROBE_INTERVAL` by whichever idle worker gets there first.
-pub(super) fn probe_if_due(shared: &Shared, client: &mut Client) {
+pub(super) fn probe_if_due(shared: &Worker, client: &mut Client) {
     let now = crate::metrics::unix_ms();
     let interval = PROBE_INTERVAL.as_millis() as u64;
     let down = shared.stats.down.get() != 0;
@@ -295,14 +295,14 @@ pub(super) fn probe_if_due(shared: &Shared, client: &mut Client) {
 }
 
 /// Something was just sent to the backend: no idle probe is due for a while.
-pub(super) fn contacted(shared: &Shared) {
+pub(super) fn contacted(shared: &Worker) {
     shared
         .last_contact_ms
         .store(crate::metrics::unix_ms(), Ordering::Relaxed);
 }
 
 /// Ask the backend `/ping` now and mark it up or down by the answer; `true` if up.
-pub(crate) fn ping(shared: &Shared, client: &mut Client) -> bool {
+pub(crate) fn ping(shared: &Worker, client: &mut Client) -> bool {
     let answer = client.get("/ping");
     contacted(shared);
     match answer {
@@ -321,7 +321,7 @@ pub(crate) fn ping(shared: &Shared, client: &mut Client) -> bool {
     }
 }
 
-pub(super) fn mark_up(shared: &Shared) {
+pub(super) fn mark_up(shared: &Worker) {
     if shared.stats.down.get() == 1 {
         shared.stats.down.set(0);
         crate::info!(
@@ -333,7 +333,7 @@ pub(super) fn mark_up(shared: &Shared) {
 }
 
 /// Record a failure for `/status` and mark the backend down (logged once per change).
-pub(super) fn note_failure(shared: &Shared, what: &dyn std::fmt::Display) {
+pub(super) fn note_failure(shared: &Worker, what: &dyn std::fmt::Display) {
     let message = what.to_string();
     if shared.stats.down.get() == 0 {
         shared.stats.down.set(1);
@@ -353,7 +353,7 @@ pub(super) fn note_failure(shared: &Shared, what: &dyn std::fmt::Display) {
     }
 }
 
-pub(super) fn log_failure(shared: &Shared, what: &dyn std::fmt::Display) {
+pub(super) fn log_failure(shared: &Worker, what: &dyn std::fmt::Display) {
     note_failure(shared, what);
     if let Some(suppressed) = FAILURE_LOG.check() {
         crate::warn!(

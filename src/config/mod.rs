@@ -20,8 +20,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::lineproto::Precision;
-
 /// Default `threads`: 0, meaning one event loop per core.
 pub const DEFAULT_THREADS: usize = 0;
 /// Upper bound for `threads`: far above any core count, low enough to catch a typo
@@ -383,6 +381,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
 mod auth;
 mod build;
 mod fields;
+mod precision;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -392,6 +391,7 @@ pub(crate) use auth::base64_encode;
 use auth::*;
 use build::*;
 use fields::*;
+pub use precision::Precision;
 use raw::*;
 pub use values::parse_duration;
 use values::*;

@@ -22,7 +22,7 @@ use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
 use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
 use crate::http::{auth, query, response, write};
-use crate::relay::Shared;
+use crate::state::Shared;
 
 mod proxy;
 use crate::tls::Transport;
@@ -825,7 +825,7 @@ impl EventLoop {
                 405
             }
             ("/health" | "/status" | "/metrics", Method::Get | Method::Head) => {
-                let page = crate::relay::observe(&self.shared, &head.path);
+                let page = crate::observe::render(&self.shared, &head.path);
                 response::full(
                     &mut conn.wbuf,
                     page.status,

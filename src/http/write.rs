@@ -2,7 +2,8 @@
 //! and the batch every backend will receive.
 
 use crate::batch::Batch;
-use crate::lineproto::{self, Precision};
+use crate::config::Precision;
+use crate::lineproto;
 
 /// Why a write is refused before any backend sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

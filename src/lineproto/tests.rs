@@ -2,6 +2,7 @@ use super::grammar::*;
 use super::scan::*;
 use super::split::*;
 use super::*;
+use crate::config::Precision;
 use proptest::prelude::*;
 
 fn lines_of(body: &[u8]) -> Vec<(Vec<u8>, usize)> {

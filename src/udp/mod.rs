@@ -294,8 +294,8 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Precision;
     use crate::config::UdpOutput;
-    use crate::lineproto::Precision;
     use std::net::UdpSocket;
     use std::time::Duration;
 

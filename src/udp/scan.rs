@@ -143,7 +143,7 @@ pub fn scan_datagram(datagram: &[u8], ts: i64, out: &mut LineBatch) -> Scanned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lineproto::Precision;
+    use crate::config::Precision;
 
     fn lines_of(batch: &LineBatch) -> Vec<String> {
         batch
