@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use influx_relay::spool::{Record, RecordRef, Spool};
+use influx_relay::spool::{Record, RecordKind, RecordRef, Spool};
 
 mod common;
 use common::telegraf_body;
@@ -51,6 +51,7 @@ fn append(c: &mut Criterion) {
         let dir = bench_dir(&format!("append-{writes}"));
         let recs: Vec<RecordRef> = (0..writes)
             .map(|_| RecordRef {
+                kind: RecordKind::Write,
                 created_ms: 1_700_000_000_000,
                 query: QUERY,
                 auth: None,
@@ -90,6 +91,7 @@ fn replay(c: &mut Criterion) {
                 let mut spool = fresh_spool(&dir);
                 let recs: Vec<RecordRef> = (0..64)
                     .map(|_| RecordRef {
+                        kind: RecordKind::Write,
                         created_ms: 1_700_000_000_000,
                         query: QUERY,
                         auth: None,

@@ -34,17 +34,20 @@ mkdir -p "$WORK"
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-start_sink() { # name -> prints its http address
+# Started here, not in a $(...) subshell, so that cleanup knows their pids.
+start_sink() { # name
     "$LOADTEST" sink --http 127.0.0.1:0 >"$WORK/sink-$1.out" 2>&1 &
     PIDS+=("$!")
     for _ in $(seq 50); do
         grep -q '^listening' "$WORK/sink-$1.out" && break
         sleep 0.1
     done
-    sed -n 's/.*http=\([^ ]*\).*/\1/p' "$WORK/sink-$1.out"
 }
-S1=$(start_sink s1)
-S2=$(start_sink s2)
+sink_addr() { sed -n 's/.*http=\([^ ]*\).*/\1/p' "$WORK/sink-$1.out"; }
+start_sink s1
+start_sink s2
+S1=$(sink_addr s1)
+S2=$(sink_addr s2)
 
 measure() { # name binary
     local name=$1 bin=$2 port
@@ -73,14 +76,15 @@ EOF
         --lines "$LINES" --connections 4 --json >"$WORK/$name.json"
     kill -INT "$pid"
     wait "$pid" 2>/dev/null || true
-    local ir
-    ir=$(sed -n 's/^summary: //p' "$WORK/$name.callgrind")
-    echo "$ir"
+    sed -n 's/^summary: //p' "$WORK/$name.callgrind" >"$WORK/$name.ir"
 }
 
 lines=$((REQUESTS * LINES))
-old_ir=$(measure old "$OLD")
-new_ir=$(measure new "$NEW")
+# Not in $(...): the relay each starts must stay known to cleanup.
+measure old "$OLD"
+measure new "$NEW"
+old_ir=$(cat "$WORK/old.ir")
+new_ir=$(cat "$WORK/new.ir")
 printf '| build | instructions | per line | per request |\n|---|---:|---:|---:|\n'
 for row in "old $old_ir" "new $new_ir"; do
     set -- $row

@@ -8,16 +8,26 @@
 #![no_main]
 
 use influx_relay::spool::record::{HEADER_BYTES, MAGIC, VERSION};
-use influx_relay::spool::{read_record, Record};
+use influx_relay::spool::{read_record, Record, RecordKind};
 use libfuzzer_sys::fuzz_target;
 
-/// The layout of `src/spool/record.rs`'s module doc, independently of its encoder.
-fn encode(rec: &Record) -> Vec<u8> {
+/// The layout of `src/spool/record.rs`'s module doc, independently of its encoder, in
+/// the current version or in version 1 (no kind byte; a statement's query string
+/// prefixed with `/query?`), which the reader still accepts.
+fn encode(rec: &Record, version: u8) -> Vec<u8> {
     let mut payload = Vec::new();
     payload.extend_from_slice(&rec.seq.to_le_bytes());
     payload.extend_from_slice(&rec.created_ms.to_le_bytes());
-    payload.extend_from_slice(&(rec.query.len() as u32).to_le_bytes());
-    payload.extend_from_slice(&rec.query);
+    let mut query = rec.query.clone();
+    if version == 1 {
+        if rec.kind == RecordKind::Statement {
+            query.splice(0..0, b"/query?".iter().copied());
+        }
+    } else {
+        payload.push(u8::from(rec.kind == RecordKind::Statement));
+    }
+    payload.extend_from_slice(&(query.len() as u32).to_le_bytes());
+    payload.extend_from_slice(&query);
     payload.push(u8::from(rec.auth.is_some()));
     let auth = rec.auth.as_deref().unwrap_or_default();
     payload.extend_from_slice(&(auth.len() as u32).to_le_bytes());
@@ -25,7 +35,7 @@ fn encode(rec: &Record) -> Vec<u8> {
     payload.extend_from_slice(&(rec.body.len() as u32).to_le_bytes());
     payload.extend_from_slice(&rec.body);
 
-    let mut out = vec![MAGIC, VERSION];
+    let mut out = vec![MAGIC, version];
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&out);
@@ -40,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     // Whatever the bytes: no panic, and an accepted record is exactly what it consumed.
     if let Ok(Some((rec, used))) = read_record(data) {
         assert!(used <= data.len());
-        assert_eq!(encode(&rec), &data[..used]);
+        assert_eq!(encode(&rec, data[1]), &data[..used]);
     }
 
     // A record made of the input: three fields cut at points the first bytes choose.
@@ -54,11 +64,16 @@ fuzz_target!(|data: &[u8]| {
     let rec = Record {
         seq: u64::from(*a) << 40 | u64::from(*b),
         created_ms: u64::from(*flag) * 1_000,
+        kind: if flag & 2 == 2 {
+            RecordKind::Statement
+        } else {
+            RecordKind::Write
+        },
         query: query.to_vec(),
         auth: (flag & 1 == 1).then(|| auth.to_vec()),
         body: body.to_vec(),
     };
-    let bytes = encode(&rec);
+    let bytes = encode(&rec, VERSION);
     let (back, used) = read_record(&bytes)
         .expect("an encoded record is valid")
         .expect("and complete");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome};
 use crate::metrics::unix_ms as now_ms;
-use crate::spool::{PendingSync, Record, RecordRef, Spool, SpoolError};
+use crate::spool::{PendingSync, Record, RecordKind, RecordRef, Spool, SpoolError};
 
 use super::{Job, Worker};
 
@@ -194,23 +194,15 @@ fn enqueue_locked(shared: &Worker, jobs: Vec<Job>) -> Option<(Option<PendingSync
             let result = match spool.as_mut() {
                 Some(s) => {
                     let created_ms = now_ms();
-                    // Statements are told apart from writes by a path prefix, which
-                    // a write's query string never starts with.
-                    let queries: Vec<std::borrow::Cow<'_, [u8]>> = jobs
-                        .iter()
-                        .map(|j| match j.batch.kind {
-                            Kind::Write => j.batch.query.as_bytes().into(),
-                            Kind::Statement => {
-                                [STATEMENT_PREFIX, j.batch.query.as_bytes()].concat().into()
-                            }
-                        })
-                        .collect();
                     let records: Vec<RecordRef<'_>> = jobs
                         .iter()
-                        .zip(&queries)
-                        .map(|(j, query)| RecordRef {
+                        .map(|j| RecordRef {
                             created_ms,
-                            query,
+                            kind: match j.batch.kind {
+                                Kind::Write => RecordKind::Write,
+                                Kind::Statement => RecordKind::Statement,
+                            },
+                            query: j.batch.query.as_bytes(),
                             auth: j.batch.auth.as_deref(),
                             body: &j.batch.body,
                         })
@@ -324,9 +316,6 @@ fn log_drop(shared: &Worker, msg: &str, points: u64) {
         );
     }
 }
-
-/// Marks a spooled statement (for `/query`) among spooled writes.
-const STATEMENT_PREFIX: &[u8] = b"/query?";
 
 /// One merged replay attempt: the first `n` queued writes, which share query and auth.
 struct Attempt {
@@ -482,21 +471,22 @@ fn next_attempt(shared: &Worker, q: &mut Queue, peeked: &mut Vec<Record>) -> Opt
                 return None;
             }
             let first = peeked.first()?;
-            let (kind, query) = match first.query.strip_prefix(STATEMENT_PREFIX) {
-                Some(rest) => (Kind::Statement, rest),
-                None => (Kind::Write, &first.query[..]),
-            };
             let mut a = Attempt {
-                kind,
+                kind: match first.kind {
+                    RecordKind::Write => Kind::Write,
+                    RecordKind::Statement => Kind::Statement,
+                },
                 n: 0,
-                query: String::from_utf8_lossy(query).into_owned(),
+                query: String::from_utf8_lossy(&first.query).into_owned(),
                 auth: first.auth.clone(),
                 body: Vec::new(),
                 points: 0,
             };
             for r in peeked.iter() {
-                let same =
-                    a.kind == Kind::Write && r.query == a.query.as_bytes() && r.auth == a.auth;
+                let same = a.kind == Kind::Write
+                    && r.kind == RecordKind::Write
+                    && r.query == a.query.as_bytes()
+                    && r.auth == a.auth;
                 if a.n > 0 && (!same || a.body.len() + r.body.len() > max) {
                     break;
                 }

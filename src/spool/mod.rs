@@ -33,7 +33,7 @@ pub mod record;
 #[cfg(test)]
 mod tests;
 
-pub use record::{read_record, Record, RecordRef, MAX_PAYLOAD_BYTES};
+pub use record::{read_record, Record, RecordKind, RecordRef, MAX_PAYLOAD_BYTES};
 
 use std::collections::VecDeque;
 use std::fmt;

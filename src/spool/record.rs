@@ -7,7 +7,7 @@
 //! | offset      | size | field                                                   |
 //! |-------------|------|---------------------------------------------------------|
 //! | 0           | 1    | magic `0xA5`                                            |
-//! | 1           | 1    | format version `1`                                      |
+//! | 1           | 1    | format version `2` (`1` is still read, below)           |
 //! | 2           | 4    | `N`: payload length (u32), at most [`MAX_PAYLOAD_BYTES`] |
 //! | 6           | 4    | CRC-32 (IEEE) of bytes 0..6 followed by the payload     |
 //! | 10          | N    | payload, below                                          |
@@ -18,15 +18,22 @@
 //! |-------------|------|---------------------------------------------------------|
 //! | 0           | 8    | `seq` (u64)                                             |
 //! | 8           | 8    | `created_ms` (u64, unix milliseconds)                   |
-//! | 16          | 4    | `Q`: query length (u32)                                 |
-//! | 20          | Q    | query string, forwarded as is                           |
-//! | 20+Q        | 1    | `1` if an `Authorization` value follows, else `0`       |
-//! | 21+Q        | 4    | `A`: authorization length (u32; `0` when the flag is 0) |
-//! | 25+Q        | A    | authorization header value                              |
-//! | 25+Q+A      | 4    | `B`: body length (u32)                                  |
-//! | 29+Q+A      | B    | body                                                    |
+//! | 16          | 1    | kind: `0` a `/write`, `1` a `/query` statement           |
+//! | 17          | 4    | `Q`: query length (u32)                                 |
+//! | 21          | Q    | query string, forwarded as is                           |
+//! | 21+Q        | 1    | `1` if an `Authorization` value follows, else `0`       |
+//! | 22+Q        | 4    | `A`: authorization length (u32; `0` when the flag is 0) |
+//! | 26+Q        | A    | authorization header value                              |
+//! | 26+Q+A      | 4    | `B`: body length (u32)                                  |
+//! | 30+Q+A      | B    | body                                                    |
 //!
-//! `N` must equal `29 + Q + A + B` exactly. The CRC covers the length field, so a torn
+//! `N` must equal `30 + Q + A + B` exactly.
+//!
+//! Version 1 had no kind byte (offsets from 16 on are one less, `N = 29 + Q + A + B`):
+//! a statement was told apart by its query string starting with `/query?`, which no
+//! write's query string does. Version 1 records are still read, as the kind that
+//! prefix says and with the prefix removed, so a spool written before the change
+//! replays after it. The CRC covers the length field, so a torn
 //! or bit-flipped length is caught instead of sending the scanner off into the next
 //! record. A zero-filled tail (what some file systems leave after a crash) fails the
 //! magic check at once.
@@ -35,14 +42,50 @@
 pub const MAGIC: u8 = 0xA5;
 
 /// Bumped whenever the layout changes; an unknown version ends the segment like damage.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+
+/// The layout before records had a kind; read, never written.
+const VERSION_1: u8 = 1;
+
+/// How a version 1 record marked a statement: its query string began with this.
+const V1_STATEMENT_PREFIX: &[u8] = b"/query?";
+
+/// What a spooled record replays as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordKind {
+    /// `POST` to the backend's write path with the body.
+    #[default]
+    Write,
+    /// `POST` to the backend's `/query` with the statement in the query string.
+    Statement,
+}
+
+impl RecordKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            RecordKind::Write => 0,
+            RecordKind::Statement => 1,
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<RecordKind> {
+        match b {
+            0 => Some(RecordKind::Write),
+            1 => Some(RecordKind::Statement),
+            _ => None,
+        }
+    }
+}
 
 /// Bytes before the payload: magic, version, length, CRC.
 pub const HEADER_BYTES: usize = 10;
 
-/// Payload bytes that are not query, authorization or body (seq, created, three lengths,
-/// the authorization flag).
-pub const PAYLOAD_FIXED_BYTES: usize = 29;
+/// Payload bytes that are not query, authorization or body (seq, created, kind, three
+/// lengths, the authorization flag).
+pub const PAYLOAD_FIXED_BYTES: usize = 30;
+
+/// The same for a version 1 record, which had no kind byte.
+const V1_PAYLOAD_FIXED_BYTES: usize = 29;
 
 /// Upper bound on a record's payload, in bytes (256 MiB). Far above any write the relay
 /// accepts, and the limit that keeps a damaged length field from making the recovery
@@ -56,6 +99,7 @@ pub struct Record {
     pub seq: u64,
     /// When the write was spooled, unix milliseconds (for `spool-max-age`).
     pub created_ms: u64,
+    pub kind: RecordKind,
     /// Query string to forward, without the leading `?`.
     pub query: Vec<u8>,
     /// The client's `Authorization` header value, verbatim.
@@ -70,6 +114,7 @@ pub struct Record {
 pub struct RecordRef<'a> {
     /// When the write was spooled, unix milliseconds.
     pub created_ms: u64,
+    pub kind: RecordKind,
     /// Query string to forward, without the leading `?`.
     pub query: &'a [u8],
     /// The client's `Authorization` header value, verbatim.
@@ -83,6 +128,7 @@ impl Record {
     pub fn as_ref(&self) -> RecordRef<'_> {
         RecordRef {
             created_ms: self.created_ms,
+            kind: self.kind,
             query: &self.query,
             auth: self.auth.as_deref(),
             body: &self.body,
@@ -96,6 +142,7 @@ impl Record {
 pub(crate) struct RecordView<'a> {
     pub seq: u64,
     pub created_ms: u64,
+    pub kind: RecordKind,
     pub query: &'a [u8],
     pub auth: Option<&'a [u8]>,
     pub body: &'a [u8],
@@ -106,6 +153,7 @@ impl RecordView<'_> {
         Record {
             seq: self.seq,
             created_ms: self.created_ms,
+            kind: self.kind,
             query: self.query.to_vec(),
             auth: self.auth.map(<[u8]>::to_vec),
             body: self.body.to_vec(),
@@ -136,6 +184,7 @@ pub(crate) fn encode(seq: u64, rec: &RecordRef<'_>, payload_len: u32, out: &mut 
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&rec.created_ms.to_le_bytes());
+    out.push(rec.kind.to_byte());
     put_bytes(out, rec.query);
     out.push(u8::from(rec.auth.is_some()));
     put_bytes(out, rec.auth.unwrap_or_default());
@@ -162,6 +211,7 @@ fn checksum(head: &[u8], payload: &[u8]) -> u32 {
 /// without the payload.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Header {
+    pub version: u8,
     pub payload_len: u32,
     pub crc: u32,
 }
@@ -171,18 +221,25 @@ pub(crate) fn parse_header(head: &[u8; HEADER_BYTES]) -> Result<Header, &'static
     if head[0] != MAGIC {
         return Err("bad magic byte");
     }
-    if head[1] != VERSION {
-        return Err("unknown record version");
-    }
+    let version = head[1];
+    let fixed = match version {
+        VERSION => PAYLOAD_FIXED_BYTES,
+        VERSION_1 => V1_PAYLOAD_FIXED_BYTES,
+        _ => return Err("unknown record version"),
+    };
     let payload_len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
     if payload_len > MAX_PAYLOAD_BYTES {
         return Err("record length over the limit");
     }
-    if (payload_len as usize) < PAYLOAD_FIXED_BYTES {
+    if (payload_len as usize) < fixed {
         return Err("record length too short for its fixed fields");
     }
     let crc = u32::from_le_bytes([head[6], head[7], head[8], head[9]]);
-    Ok(Header { payload_len, crc })
+    Ok(Header {
+        version,
+        payload_len,
+        crc,
+    })
 }
 
 /// Decodes one record from the start of `buf` without copying.
@@ -206,18 +263,33 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Option<(RecordView<'_>, usize)>, &'st
     if checksum(&head[..6], payload) != header.crc {
         return Err("checksum mismatch");
     }
-    let view = decode_payload(payload).ok_or("payload field lengths do not add up")?;
+    let view =
+        decode_payload(header.version, payload).ok_or("payload field lengths do not add up")?;
     Ok(Some((view, total)))
 }
 
 /// Splits a checksummed payload into its fields; `None` if the lengths disagree with
 /// the payload length (possible only for a record written by a buggy or foreign
 /// encoder, since the CRC already matched).
-fn decode_payload(payload: &[u8]) -> Option<RecordView<'_>> {
+fn decode_payload(version: u8, payload: &[u8]) -> Option<RecordView<'_>> {
     let mut rest = payload;
     let seq = take_u64(&mut rest)?;
     let created_ms = take_u64(&mut rest)?;
+    let kind = if version == VERSION_1 {
+        None
+    } else {
+        let (&kind, tail) = rest.split_first()?;
+        rest = tail;
+        Some(RecordKind::from_byte(kind)?)
+    };
     let query = take_bytes(&mut rest)?;
+    let (kind, query) = match kind {
+        Some(kind) => (kind, query),
+        None => match query.strip_prefix(V1_STATEMENT_PREFIX) {
+            Some(statement) => (RecordKind::Statement, statement),
+            None => (RecordKind::Write, query),
+        },
+    };
     let (&flag, tail) = rest.split_first()?;
     rest = tail;
     let auth = take_bytes(&mut rest)?;
@@ -233,6 +305,7 @@ fn decode_payload(payload: &[u8]) -> Option<RecordView<'_>> {
     Some(RecordView {
         seq,
         created_ms,
+        kind,
         query,
         auth,
         body,

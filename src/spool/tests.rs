@@ -7,6 +7,12 @@ fn record(seq: u64, created_ms: u64, body: &str) -> Record {
     Record {
         seq,
         created_ms,
+        // Every third one a statement, so both kinds go through every test.
+        kind: if seq.is_multiple_of(3) {
+            RecordKind::Statement
+        } else {
+            RecordKind::Write
+        },
         query: format!("db=test&seq={seq}").into_bytes(),
         auth: seq
             .is_multiple_of(2)
@@ -542,9 +548,11 @@ proptest! {
         query in proptest::collection::vec(any::<u8>(), 0..40),
         auth in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
         body in proptest::collection::vec(any::<u8>(), 0..200),
+        statement in any::<bool>(),
         cut in any::<prop::sample::Index>(),
     ) {
-        let rec = Record { seq, created_ms, query, auth, body };
+        let kind = if statement { RecordKind::Statement } else { RecordKind::Write };
+        let rec = Record { seq, created_ms, kind, query, auth, body };
         let mut buf = Vec::new();
         let r = rec.as_ref();
         encode(rec.seq, &r, payload_len(&r).expect("size"), &mut buf);
@@ -560,7 +568,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
         cut in any::<prop::sample::Index>(),
     ) {
-        let rec = Record { seq: 9, created_ms: 10, query: b"db=x".to_vec(), auth: None, body };
+        let rec = Record { seq: 9, created_ms: 10, kind: RecordKind::Write, query: b"db=x".to_vec(), auth: None, body };
         let mut buf = Vec::new();
         let r = rec.as_ref();
         encode(rec.seq, &r, payload_len(&r).expect("size"), &mut buf);
@@ -637,6 +645,7 @@ proptest! {
                         .iter()
                         .enumerate()
                         .map(|(i, &(created, q, auth, body))| Record {
+                            kind: RecordKind::Write,
                             seq: next_seq + i as u64,
                             created_ms: created,
                             query: vec![b'q'; q as usize],
@@ -727,4 +736,48 @@ fn an_empty_unsynced_append_has_nothing_to_sync() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut spool, _) = open(tmp.path());
     assert!(spool.append_unsynced(&[]).expect("append").is_none());
+}
+
+/// A version 1 record (no kind byte; a statement's query string began with `/query?`),
+/// as a spool written before the kind existed holds it.
+fn encode_v1(seq: u64, created_ms: u64, query: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&seq.to_le_bytes());
+    payload.extend_from_slice(&created_ms.to_le_bytes());
+    payload.extend_from_slice(&(query.len() as u32).to_le_bytes());
+    payload.extend_from_slice(query);
+    payload.push(0); // no Authorization
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    payload.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    payload.extend_from_slice(body);
+    let mut out = vec![record::MAGIC, 1];
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&out);
+    hasher.update(&payload);
+    out.extend_from_slice(&hasher.finalize().to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Regression for the format change: a spool left by a relay that wrote version 1
+/// records reopens and replays, statements as statements without their old marker.
+#[test]
+fn version_1_records_still_replay_with_their_kind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut seg = encode_v1(1, 5, b"db=a", b"m v=1 1\n");
+    seg.extend(encode_v1(2, 6, b"/query?q=CREATE+DATABASE+a", b""));
+    fs::write(tmp.path().join(segment_name(1)), &seg).expect("write segment");
+    let (mut spool, recovery) = open(tmp.path());
+    assert_eq!(recovery.records, 2);
+    let got = peek_all(&mut spool);
+    assert_eq!(got[0].kind, RecordKind::Write);
+    assert_eq!(got[0].query, b"db=a");
+    assert_eq!(got[1].kind, RecordKind::Statement);
+    assert_eq!(got[1].query, b"q=CREATE+DATABASE+a");
+    // New appends go after them, in the current version.
+    append(&mut spool, &[record(3, 7, "m v=3 3\n")]).expect("append");
+    drop(spool);
+    let (mut spool, _) = open(tmp.path());
+    assert_eq!(peek_all(&mut spool).len(), 3);
 }
