@@ -189,6 +189,7 @@ fn a_browser_shows_a_killed_backend_down_and_up_again_and_a_dead_relay() {
         let url = backends[i % 2].write_url();
         cfg = cfg.output(&format!("c{i:02}"), &url, "2s");
     }
+    cfg = cfg.udp_listener("udp-in").outputs_to(&backends, "2s");
     let mut relay = Relay::start(&cfg.to_toml());
     let addr = relay.addr();
     let writer = Writer::start(addr, &db);
@@ -198,6 +199,12 @@ fn a_browser_shows_a_killed_backend_down_and_up_again_and_a_dead_relay() {
     wait_for_state(&mut browser, "in/b1", "up", Duration::from_secs(15));
     let cards = browser.eval("document.querySelectorAll('[data-backend^=\"crowded/\"]').length");
     assert_eq!(cards.as_u64(), Some(MANY as u64), "one card per backend");
+    let udp = browser.eval("document.querySelectorAll('table tr').length");
+    assert_eq!(
+        udp.as_u64(),
+        Some(5),
+        "UDP: heading and totals, heading and 2 outputs"
+    );
 
     backends[1].kill9();
     let took = wait_for_state(&mut browser, "in/b1", "down", SHOWS_WITHIN);
