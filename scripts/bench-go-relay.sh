@@ -2,7 +2,8 @@
 # Lets scripts/bench.sh measure the original Go influxdb-relay with the same load, the
 # same sinks and the same checks as influx-relay:
 #
-#   GO_RELAY_BIN=/path/to/influxdb-relay scripts/bench.sh --relay-cmd scripts/bench-go-relay.sh
+#   GO_RELAY_BIN=/path/to/influxdb-relay scripts/bench.sh --relay-cmd scripts/bench-go-relay.sh \
+#       --label go-relay
 #
 # bench.sh exports the workload's addresses as BENCH_* variables (see its --help); this
 # writes them as the Go relay's TOML (which has no ack, concurrency or spool settings)

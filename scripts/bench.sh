@@ -5,7 +5,8 @@
 # status 1.
 #
 #   scripts/bench.sh [--quick] [--duration 5s] [--only NAME,NAME] [--concurrency N]
-#                    [--relay-cmd CMD] [--no-haproxy] [--no-build] [--out FILE] [outage]
+#                    [--relay-cmd CMD] [--label NAME] [--no-haproxy] [--no-build]
+#                    [--out FILE] [--charts DIR] [--compare RESULTS.json] [outage]
 #
 # --relay-cmd (or RELAY_CMD) is the relay under test, started once per workload.
 # Placeholders, also exported as BENCH_* environment variables so a wrapper script can
@@ -15,6 +16,8 @@
 #   {sink1_url} {sink2_url}   backends' /write URLs       {sink1_udp} {sink2_udp}
 #   {buffer_mb}  RAM retry buffer wanted (0 = none)       {outputs}   1 or 2 HTTP outputs
 # scripts/bench-go-relay.sh is such a wrapper for the original Go influxdb-relay.
+# --label names the relay under test in results.json and the charts (influx-relay;
+# go-relay for that wrapper).
 #
 # Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
 # http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
@@ -26,11 +29,14 @@
 # spool's append and replay rates against dd on the same disk).
 #
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
-# here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
+# here is stopped on exit. Raw results stay in target/bench/<timestamp>/, with
+# results.json (the figures of the HTTP and UDP rows) and charts drawn from it by
+# scripts/bench-charts.py in charts/ there, or in --charts DIR (docs/bench holds the
+# committed ones); --compare adds another run's results.json to the charts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
@@ -41,6 +47,9 @@ ONLY=""
 HAPROXY=1
 BUILD=1
 OUT=""
+LABEL=influx-relay
+CHARTS=""
+COMPARE=()
 IDLE_CONNECTIONS=10000
 while [ $# -gt 0 ]; do
     case $1 in
@@ -52,6 +61,9 @@ while [ $# -gt 0 ]; do
         --no-haproxy) HAPROXY=0 ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
+        --label) LABEL=$2; shift ;;
+        --charts) CHARTS=$2; shift ;;
+        --compare) COMPARE+=("$2"); shift ;;
         -h | --help) usage; exit 0 ;;
         outage) ONLY=${ONLY:+$ONLY,}outage-down,outage-down-all,outage-slow,outage-down-paced,outage-slow-paced,spool-disk ;;
         *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -269,6 +281,19 @@ CONF
 # --- the table ------------------------------------------------------------------------
 FAILED=0
 TABLE="$WORK/table.md"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+# One HTTP row's figures for results.json, from the globals measure_http filled.
+record_http() { # workload server lines conns outputs args...
+    local gzip=false
+    [[ " ${*:6} " == *" --gzip "* ]] && gzip=true
+    jq -nc --arg w "$1" --arg s "$2" --argjson lines "$3" --argjson conns "$4" \
+        --argjson outputs "$5" --argjson gzip "$gzip" --argjson lps "$LPS" \
+        --argjson p99 "$(jq .p99_us "$J")" --argjson cpu "$CPU_PER_M" \
+        '{workload: $w, server: $s, kind: "http", lines_per_request: $lines,
+          connections: $conns, outputs: $outputs, gzip: $gzip, lines_per_sec: $lps,
+          p99_ms: ($p99 / 1000), cpu_s_per_m_lines: $cpu}' >>"$RESULTS"
+}
 declare -A HA_LPS HA_P99 HA_CPU HA_RSS RELAY_LPS
 row() { printf '%s\n' "$1" | tee -a "$TABLE"; }
 row "| workload | server | lines/s | MB/s | p50 ms | p99 ms | p99.9 ms | CPU s/M lines | peak RSS MiB | lines: acked / sink s1 / sink s2 | result | lines/s ×HAProxy | p99 ×HAProxy | CPU ×HAProxy |"
@@ -345,6 +370,7 @@ haproxy_http() { # name lines conns args...
     measure_http "$name-haproxy" "$HAPROXY_PID" "$HTTP_ADDR" --lines "$lines" --connections "$conns" "$@"
     stop "$HAPROXY_PID"
     check_http "$name-haproxy" "$lines" s1
+    record_http "$name" haproxy "$lines" "$conns" 1 "$@"
     HA_LPS[$name]=$LPS
     HA_P99[$name]=$(jq .p99_us "$J")
     HA_CPU[$name]=$CPU_PER_M
@@ -365,6 +391,7 @@ relay_http() { # name lines conns outputs compare-to args...
     measure_http "$name" "$RELAY_PID" "$HTTP_ADDR" --lines "$lines" --connections "$conns" "$@"
     check_http "$name" "$lines" $sinks
     stop "$RELAY_PID"
+    record_http "$name" "$LABEL" "$lines" "$conns" "$outputs" "$@"
     RELAY_LPS[$name]=$LPS
     row "$(http_cells "$name" relay) | $COUNTS | $RESULT | $(ratio "$LPS" "${HA_LPS[$base]:-}") | $(ratio "$(jq .p99_us "$J")" "${HA_P99[$base]:-}") | $(ratio "$CPU_PER_M" "${HA_CPU[$base]:-}") |"
 }
@@ -421,6 +448,11 @@ udp_workload() { # name rate|-
     drops=$( (grep 'msg="udp stats"' "$WORK/$name.relay.log" || true) | tail -1 | sed -n 's/.*kernel_drops=\([0-9]*\).*/\1/p')
     stop "$RELAY_PID"
     ticks=$((t1 - t0))
+    jq -nc --arg w "$name" --arg s "$LABEL" --argjson sent "$(calc '%.1f' "$dgrams/$secs")" \
+        --argjson d1 "$(calc '%.1f' "$(sink_stats s1 | jq .udp_datagrams) / $secs")" \
+        --argjson d2 "$(calc '%.1f' "$(sink_stats s2 | jq .udp_datagrams) / $secs")" \
+        '{workload: $w, server: $s, kind: "udp", offered_datagrams_per_sec: $sent,
+          delivered_datagrams_per_sec: [$d1, $d2]}' >>"$RESULTS"
     cells=$(printf '| %s | relay | %s M | – | – | – | – | %s | %s' "$name" \
         "$(calc '%.3f' "$worst/$secs/1e6")" \
         "$(calc '%.2f' "$ticks / $TICKS / (($sent + 1) / 1e6)")" \
@@ -777,4 +809,15 @@ outage_workload outage-slow-paced any slow ", catch-up-live-percent = 50"
     echo "relay command: $RELAY_CMD; raw results in $WORK"
 } | tee -a "$TABLE"
 [ -z "$OUT" ] || cp "$TABLE" "$OUT"
+
+# results.json: this run and its HTTP and UDP figures, then the charts drawn from it.
+jq -s --arg id "$(basename "$WORK")" --arg lbl "$LABEL" --arg when "$(date '+%Y-%m-%d %H:%M')" \
+    --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --arg note "$CORES cores, $DURATION per workload" \
+    '{"runs": [{"id": $id, "label": $lbl, "when": $when, "commit": $commit, "note": $note}],
+      "results": map(. + {"run": $id})}' "$RESULTS" >"$WORK/results.json"
+if [ "$(jq '.results | length' "$WORK/results.json")" -gt 0 ]; then
+    say "charts from $WORK/results.json${COMPARE[*]:+ and ${COMPARE[*]}}"
+    python3 scripts/bench-charts.py "$WORK/results.json" "${COMPARE[@]}" --out "${CHARTS:-$WORK/charts}" >&2
+fi
 exit $FAILED

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need (a real influxd 1.x), then check formatting and lints and
-# run every test of the workspace. Idempotent: installs only what is missing.
+# Install what the tests need (a real influxd 1.x, haproxy, chromium, client libraries),
+# then check formatting and lints and run every test of the workspace. Idempotent:
+# installs only what is missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +30,16 @@ if ! command -v influxd >/dev/null 2>&1 || ! command -v influx >/dev/null 2>&1 \
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y influxdb influxdb-client haproxy
 fi
 say "using $(influxd version 2>/dev/null || echo 'influxd (version unknown)')"
+
+# The status page is tested in a real browser (tests/it/status_page.rs). Without one
+# that test would skip; INFLUX_RELAY_REQUIRE_BROWSER makes it fail instead, so a run of
+# this script always covers it.
+if ! command -v chromium >/dev/null 2>&1; then
+    say "installing chromium (apt)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+export INFLUX_RELAY_REQUIRE_BROWSER=1
 
 # Real client libraries for the /query tests (tests/it/clients.rs), kept under target/.
 for tool in python3 node npm; do

@@ -8,6 +8,10 @@
 //!
 //! The pages are rendered from a [`View`], a borrowed picture of the relay, so the
 //! rendering can be tested without sockets or threads.
+//!
+//! `GET /` is a static HTML page ([`STATUS_PAGE`]) for people: it polls `status` from
+//! the browser and draws it, so the relay renders nothing more for it and keeps no
+//! history of its own.
 
 use std::fmt::{Display, Write as _};
 use std::net::SocketAddr;
@@ -34,6 +38,19 @@ pub const JSON: &str = "application/json";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Every metric name starts with this.
 pub const PREFIX: &str = "influx_relay_";
+
+/// `GET /`: the status page, one self-contained file. It fetches `status` relative to
+/// its own URL, so it also works behind a proxy that adds a path prefix.
+pub const STATUS_PAGE: &[u8] = include_bytes!("status.html");
+/// Content type of [`STATUS_PAGE`].
+pub const HTML: &str = "text/html; charset=utf-8";
+/// Header lines sent with [`STATUS_PAGE`]. The policy lets the page run its own inline
+/// script and styles and talk to the relay that served it, nothing else: a backend's
+/// error message shown on the page can never load or send anything elsewhere.
+pub const STATUS_PAGE_HEADERS: &str = "Content-Security-Policy: default-src 'none'; \
+     script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+     img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n\
+     X-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n";
 
 /// Render `/health`, `/status` or `/metrics`; anything else is 404.
 pub fn render(shared: &Shared, path: &str) -> Page {
@@ -77,6 +94,8 @@ pub struct BackendView<'a> {
     pub name: &'a str,
     /// The output's URL, for people reading `/status`.
     pub location: &'a str,
+    /// `spool-size-mb` in bytes; 0 when the output has no spool.
+    pub spool_limit: u64,
     pub stats: &'a BackendStats,
 }
 
@@ -111,14 +130,14 @@ impl<'a> View<'a> {
                     .backends
                     .iter()
                     .enumerate()
-                    .map(|(i, b)| BackendView {
-                        name: &b.name,
-                        location: l
-                            .config
-                            .outputs
-                            .get(i)
-                            .map_or("", |o| o.location.url.as_str()),
-                        stats: &b.stats,
+                    .map(|(i, b)| {
+                        let output = l.config.outputs.get(i);
+                        BackendView {
+                            name: &b.name,
+                            location: output.map_or("", |o| o.location.url.as_str()),
+                            spool_limit: output.map_or(0, |o| o.spool_size),
+                            stats: &b.stats,
+                        }
                     })
                     .collect(),
             })
@@ -527,6 +546,7 @@ fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
     o.num("queued_requests", s.queued_requests.get());
     o.num("queued_ram_bytes", s.ram_queue_bytes.get());
     o.num("queued_spool_bytes", s.spool_bytes.get());
+    o.num("spool_limit_bytes", b.spool_limit);
     o.secs("oldest_queued_seconds", oldest_queued_seconds(s, now_ms));
     o.num("delivered_requests", s.delivered_requests.get());
     o.num("delivered_points", s.delivered_points.get());
@@ -1119,6 +1139,7 @@ mod tests {
                         .map(|(i, stats)| BackendView {
                             name: ["a", "b", "c"][i],
                             location: "http://127.0.0.1:8086/write",
+                            spool_limit: 64 << 20,
                             stats,
                         })
                         .collect(),
@@ -1246,6 +1267,7 @@ mod tests {
             r#"{"status":"pass","version":"1.2.3","time":"2023-11-14T22:13:30.000Z","uptime_seconds":61.500,"started":"2023-11-14T22:12:28.500Z","http":[{"name":"in","bind_addr":"127.0.0.1:9096","ack":"any","status":"pass","requests":5,"answers":{"2xx":4,"4xx":1,"5xx":0},"points_in":30,"#,
             r#""open_connections":3,"rejected_connections":0,"held_changes":0,"held_changes_too_long":0,"write_latency":{"count":1,"sum_seconds":1.500}"#,
             r#"{"name":"b","location":"http://127.0.0.1:8086/write","state":"down","#,
+            r#""queued_spool_bytes":0,"spool_limit_bytes":67108864,"#,
             r#""delivered_requests":7,"#,
             r#""dropped_points":{"queue_full":0,"buffer_full":0,"spool_full":9,"#,
             r#""last_error":{"message":"connection refused \"x\"","at":"2023-11-14T22:13:20.123Z","age_seconds":9.877}"#,
@@ -1254,6 +1276,79 @@ mod tests {
             r#""dropped_lines":{"too_long":2,"queue_full":0,"send_failed":0}"#,
         ] {
             assert!(text.contains(part), "missing {part}\nin {text}");
+        }
+    }
+
+    #[test]
+    fn status_page_is_self_contained_and_reads_what_status_renders() {
+        let page = std::str::from_utf8(STATUS_PAGE).unwrap();
+        assert!(
+            page.len() < 16 << 10,
+            "the page grew to {} bytes",
+            page.len()
+        );
+        // The SVG namespace is a name, not something fetched; nothing else may be absolute.
+        let page_only = page.replace("http://www.w3.org/2000/svg", "");
+        for external in ["http://", "https://", "src=", "@import", "url("] {
+            assert!(!page_only.contains(external), "the page holds {external:?}");
+        }
+        assert!(
+            page.contains(r#"new URL("status", location.href)"#),
+            "status relative to the page"
+        );
+
+        let f = Fixture::new(1);
+        *f.backends[0].last_error.lock().unwrap() = Some(LastError {
+            message: "refused".into(),
+            at_ms: 1_700_000_000_000,
+        });
+        let json = body(&status(&f.view()));
+        for field in [
+            "status",
+            "version",
+            "uptime_seconds",
+            "http",
+            "udp",
+            "name",
+            "bind_addr",
+            "ack",
+            "points_in",
+            "open_connections",
+            "answers",
+            "backends",
+            "state",
+            "location",
+            "queued_requests",
+            "queued_ram_bytes",
+            "queued_spool_bytes",
+            "spool_limit_bytes",
+            "oldest_queued_seconds",
+            "delivered_points",
+            "failed_requests",
+            "dropped_points",
+            "last_error",
+            "message",
+            "age_seconds",
+            "lines_in",
+            "datagrams_in",
+            "bad_lines",
+            "truncated_datagrams",
+            "kernel_dropped_datagrams",
+            "receive_errors",
+            "outputs",
+            "lines_out",
+            "datagrams_out",
+            "send_errors",
+            "dropped_lines",
+        ] {
+            assert!(
+                page.contains(&format!(".{field}")),
+                "the page does not read {field}"
+            );
+            assert!(
+                json.contains(&format!("\"{field}\":")),
+                "/status has no {field}"
+            );
         }
     }
 

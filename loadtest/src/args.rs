@@ -28,6 +28,19 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
 /// Narrowest `--window`: 10 ms. Each window holds a histogram per generator thread.
 pub const MIN_WINDOW: Duration = Duration::from_millis(10);
 
+/// `--progress`: how `run` shows how it is doing on stderr while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// `live` on a terminal, `lines` otherwise (the default).
+    Auto,
+    /// One status line rewritten in place every second.
+    Live,
+    /// A plain line every few seconds, no control characters: for logs and pipes.
+    Lines,
+    /// Nothing but the final report.
+    Off,
+}
+
 /// A named stretch of a run (`--phase NAME=FROM-TO`), reported on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseSpec {
@@ -134,6 +147,7 @@ pub struct RunConfig {
     pub window: Option<Duration>,
     /// Stretches of the run summed from the windows (`--phase`, repeatable).
     pub phases: Vec<PhaseSpec>,
+    pub progress: ProgressMode,
 }
 
 impl RunConfig {
@@ -163,6 +177,7 @@ impl RunConfig {
             timeout: DEFAULT_TIMEOUT,
             window: None,
             phases: Vec::new(),
+            progress: ProgressMode::Auto,
         }
     }
 
@@ -198,6 +213,7 @@ usage:
                 [--timestamps | --no-timestamps] [--precision n|u|ms|s|m|h]
                 [--db loadtest] [--gzip] [--threads N] [--run-id ID]
                 [--timeout 10s] [--window 1s] [--phase NAME=FROM-TO ...] [--json]
+                [--progress auto|live|lines|off]
 ";
 
 /// Parses everything after the program name.
@@ -366,6 +382,19 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
                 cfg.window = Some(w);
             }
             "--phase" => cfg.phases.push(parse_phase(value()?)?),
+            "--progress" => {
+                cfg.progress = match value()? {
+                    "auto" => ProgressMode::Auto,
+                    "live" => ProgressMode::Live,
+                    "lines" => ProgressMode::Lines,
+                    "off" => ProgressMode::Off,
+                    other => {
+                        return err(format!(
+                            "--progress: `{other}` is not one of auto, live, lines, off"
+                        ))
+                    }
+                }
+            }
             _ => return err(format!("unknown flag `{arg}` for run")),
         }
     }
@@ -572,6 +601,20 @@ mod tests {
             assert_eq!(parse([h]), Ok(Command::Help), "{h}");
         }
         assert!(parse(["--versions"]).is_err());
+    }
+
+    #[test]
+    fn progress_modes() {
+        let t = ["--target", "http://127.0.0.1:1"];
+        assert_eq!(run(&t).unwrap().progress, ProgressMode::Auto);
+        for (v, mode) in [
+            ("live", ProgressMode::Live),
+            ("lines", ProgressMode::Lines),
+            ("off", ProgressMode::Off),
+        ] {
+            assert_eq!(run(&[t[0], t[1], "--progress", v]).unwrap().progress, mode);
+        }
+        assert!(run(&[t[0], t[1], "--progress", "loud"]).is_err());
     }
 
     #[test]

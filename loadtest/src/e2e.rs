@@ -43,7 +43,7 @@ fn raw(addr: SocketAddr, req: &[u8]) -> String {
 #[test]
 fn every_acked_line_reaches_the_sink_exactly_once() {
     let sink = sink(false);
-    let report = run(&requests(sink.http_addr(), 200), false).unwrap();
+    let report = run(&requests(sink.http_addr(), 200), None).unwrap();
     let t = &report.tally;
     assert_eq!(t.requests, 200);
     assert_eq!(t.error_total(), 0, "{:?}", t.errors());
@@ -66,7 +66,7 @@ fn gzip_run_is_decoded_by_the_sink() {
     let mut cfg = requests(sink.http_addr(), 40);
     cfg.gzip = true;
     cfg.timestamps = false;
-    let report = run(&cfg, false).unwrap();
+    let report = run(&cfg, None).unwrap();
     let r = sink.stats().run(&report.run_id).unwrap();
     assert_eq!(report.tally.lines_acked, 40 * 50);
     assert_eq!(r.unique, report.tally.lines_acked);
@@ -86,7 +86,7 @@ fn udp_only_lines_are_analysed() {
     cfg.udp = Some(udp);
     cfg.udp_only = true;
     cfg.rate = Some(5000.0);
-    let report = run(&cfg, false).unwrap();
+    let report = run(&cfg, None).unwrap();
     assert_eq!(report.tally.udp_datagrams, 50);
     // Datagrams are not acknowledged; wait for the sink to drain its socket.
     let mut unique = 0;
@@ -110,7 +110,7 @@ fn failing_sink_counts_errors_by_status_and_recovers() {
         b"POST /control?mode=fail&status=500 HTTP/1.1\r\nConnection: close\r\n\r\n",
     );
     assert!(ans.starts_with("HTTP/1.1 204"), "{ans}");
-    let report = run(&requests(addr, 20), false).unwrap();
+    let report = run(&requests(addr, 20), None).unwrap();
     assert_eq!(report.tally.statuses.get(&500), Some(&20));
     assert_eq!(report.tally.lines_acked, 0);
     assert_eq!(sink.stats().rejected_writes, 20);
@@ -120,7 +120,7 @@ fn failing_sink_counts_errors_by_status_and_recovers() {
         addr,
         b"POST /control?mode=ok HTTP/1.1\r\nConnection: close\r\n\r\n",
     );
-    let report = run(&requests(addr, 20), false).unwrap();
+    let report = run(&requests(addr, 20), None).unwrap();
     assert_eq!(report.tally.lines_acked, 20 * 50);
     sink.shutdown();
 }
@@ -204,7 +204,7 @@ fn two_thousand_connections_on_two_threads() {
     cfg.connections = 2000;
     cfg.threads = 2;
     cfg.lines = 5;
-    let report = run(&cfg, false).unwrap();
+    let report = run(&cfg, None).unwrap();
     let t = &report.tally;
     assert_eq!(t.error_total(), 0, "{:?}", t.errors());
     assert_eq!(t.requests, 4000);
@@ -223,7 +223,7 @@ fn requests_alone_end_against_a_dead_target() {
         .unwrap();
     let mut cfg = requests(addr, 16);
     cfg.connections = 4;
-    let report = run(&cfg, false).unwrap();
+    let report = run(&cfg, None).unwrap();
     assert_eq!(report.tally.lines_acked, 0);
     assert!(report.tally.failures[crate::report::Failure::Connect as usize] >= 13);
 }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             handle.wait();
             ExitCode::SUCCESS
         }
-        Command::Run(cfg) => match run::run(&cfg, run::progress_wanted()) {
+        Command::Run(cfg) => match run::run(&cfg, run::progress_for(cfg.progress)) {
             Ok(report) => {
                 if cfg.json {
                     println!("{}", report.to_json());

@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::args::RunConfig;
+use crate::args::{ProgressMode, RunConfig};
 use crate::client::{frame_response, Framing, RequestTemplate};
 use crate::gen::{FieldPool, GenConfig, LineGen};
 use crate::mmsg::{self, Datagrams};
@@ -37,6 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Largest response the generator buffers; InfluxDB's answers are a few hundred bytes.
 const MAX_RESPONSE: usize = 1 << 20;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// With [`Progress::Lines`], one line per this many seconds: a log gets the shape of
+/// the run without a line per second.
+const PLAIN_EVERY_SECS: u64 = 5;
 /// How long after a second's end the progress line for it is printed.
 const PROGRESS_SLACK: Duration = Duration::from_millis(100);
 const EVENTS_CAPACITY: usize = 1024;
@@ -85,8 +88,29 @@ struct Tick {
     interval: Histogram<u64>,
 }
 
-/// Runs the load described by `cfg`. Progress goes to stderr when `progress` is set.
-pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
+/// How progress is shown on stderr while a run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// One status line rewritten in place each second (carriage return and
+    /// erase-to-end-of-line): for a person at a terminal.
+    Live,
+    /// A plain line every [`PLAIN_EVERY_SECS`]: for logs and pipes.
+    Lines,
+}
+
+/// What `--progress` asks for on this stderr: `auto` is `live` on a terminal only, so
+/// no escape codes end up in a log.
+pub fn progress_for(mode: ProgressMode) -> Option<Progress> {
+    match mode {
+        ProgressMode::Auto if io::stderr().is_terminal() => Some(Progress::Live),
+        ProgressMode::Auto | ProgressMode::Lines => Some(Progress::Lines),
+        ProgressMode::Live => Some(Progress::Live),
+        ProgressMode::Off => None,
+    }
+}
+
+/// Runs the load described by `cfg`, showing progress on stderr as `progress` says.
+pub fn run(cfg: &RunConfig, progress: Option<Progress>) -> io::Result<Report> {
     let start = Instant::now();
     let start_unix_ms = unix_nanos() / 1_000_000;
     let shared = Arc::new(Shared {
@@ -103,7 +127,7 @@ pub fn run(cfg: &RunConfig, progress: bool) -> io::Result<Report> {
     });
     let pool = FieldPool::new(0x5eed);
     let (tx, rx) = crossbeam_channel::bounded::<Tick>(256);
-    let tx = progress.then_some(tx);
+    let tx = progress.is_some().then_some(tx);
 
     let mut http = Vec::new();
     if let Some(target) = cfg.target {
@@ -197,13 +221,16 @@ fn supervise(
     http: &[thread::JoinHandle<WorkerResult>],
     udp: Option<&thread::JoinHandle<Tally>>,
     rx: &Receiver<Tick>,
-    progress: bool,
+    progress: Option<Progress>,
 ) {
     let deadline = cfg.duration.map(|d| start + d);
     let threads = http.len() + usize::from(udp.is_some());
     let mut last = vec![(0u64, 0u64, 0u64); threads];
     let mut shown = (0u64, 0u64, 0u64);
-    let mut interval = new_histogram();
+    let mut so_far = new_histogram();
+    // Offset of the last line shown: rates are averaged since then.
+    let mut shown_at = Duration::ZERO;
+    let mut live_shown = false;
     // Threads send their tick just after each second; printing a little later lets
     // every thread's tick of that second arrive first.
     let mut next_print = start + PROGRESS_EVERY + PROGRESS_SLACK;
@@ -225,7 +252,7 @@ fn supervise(
                 if let Some(slot) = last.get_mut(t.thread) {
                     *slot = (t.lines, t.requests, t.errors);
                 }
-                let _ = interval.add(&t.interval);
+                let _ = so_far.add(&t.interval);
             }
             Err(RecvTimeoutError::Timeout) => {}
             // Without progress no thread holds a sender, so the channel is closed from
@@ -233,29 +260,100 @@ fn supervise(
             // takes a core from the process under test.
             Err(RecvTimeoutError::Disconnected) => thread::sleep(TICK),
         }
-        if progress && Instant::now() >= next_print {
-            let total = last
-                .iter()
-                .fold((0, 0, 0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
-            let secs = (next_print - PROGRESS_SLACK)
-                .duration_since(start)
-                .as_secs();
-            let p99 = if interval.is_empty() {
-                0
-            } else {
-                interval.value_at_quantile(0.99)
-            };
-            eprintln!(
-                "[{secs:>4}s] {:>10} lines/s {:>8} req/s  errors {:<6} p99 {:.2} ms",
-                total.0 - shown.0,
-                total.1 - shown.1,
-                total.2 - shown.2,
-                p99 as f64 / 1000.0
-            );
-            shown = total;
-            interval.reset();
-            next_print += PROGRESS_EVERY;
+        let Some(style) = progress.filter(|_| Instant::now() >= next_print) else {
+            continue;
+        };
+        let total = last
+            .iter()
+            .fold((0, 0, 0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
+        let elapsed = (next_print - PROGRESS_SLACK).duration_since(start);
+        next_print += PROGRESS_EVERY;
+        let due = match style {
+            Progress::Live => true,
+            Progress::Lines => elapsed.as_secs().is_multiple_of(PLAIN_EVERY_SECS),
+        };
+        if !due {
+            continue;
         }
+        let secs = (elapsed - shown_at).as_secs_f64().max(1e-3);
+        let status = Status {
+            elapsed,
+            lines_per_sec: (total.0 - shown.0) as f64 / secs,
+            requests_per_sec: (total.1 - shown.1) as f64 / secs,
+            errors: total.2,
+            p99_us: (!so_far.is_empty()).then(|| so_far.value_at_quantile(0.99)),
+            left: match (cfg.duration, cfg.requests) {
+                (Some(d), _) => Left::Time(d.saturating_sub(elapsed)),
+                (None, Some(of)) => Left::Requests { done: total.1, of },
+                (None, None) => Left::Unknown,
+            },
+        };
+        (shown, shown_at) = (total, elapsed);
+        match style {
+            // Erase to the end of the line: the previous line may have been longer.
+            Progress::Live => {
+                eprint!("\r{}\x1b[K", status.line());
+                live_shown = true;
+            }
+            Progress::Lines => eprintln!("{}", status.line()),
+        }
+    }
+    if live_shown {
+        // The report starts on a line of its own; the last status stays visible.
+        eprintln!();
+    }
+}
+
+/// What is left of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Left {
+    Time(Duration),
+    Requests { done: u64, of: u64 },
+    Unknown,
+}
+
+/// One progress report: rates since the previous one, the rest since the start.
+#[derive(Debug, Clone, PartialEq)]
+struct Status {
+    elapsed: Duration,
+    lines_per_sec: f64,
+    requests_per_sec: f64,
+    errors: u64,
+    /// `None` until the first answer.
+    p99_us: Option<u64>,
+    left: Left,
+}
+
+impl Status {
+    fn line(&self) -> String {
+        let p99 = self.p99_us.map_or("-".to_string(), |us| {
+            format!("{:.2} ms", us as f64 / 1000.0)
+        });
+        let left = match self.left {
+            Left::Time(d) => format!("{}s left", d.as_secs_f64().ceil()),
+            Left::Requests { done, of } => format!("{done} of {of} requests"),
+            Left::Unknown => String::new(),
+        };
+        format!(
+            "[{:>4}s] {} lines/s  {} req/s  errors {}  p99 so far {p99}  {left}",
+            self.elapsed.as_secs(),
+            si(self.lines_per_sec),
+            si(self.requests_per_sec),
+            self.errors,
+        )
+        .trim_end()
+        .to_string()
+    }
+}
+
+/// A rate as people read it: `2.41 M`, `24.1 k`, `512`.
+fn si(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2} M", n / 1e6)
+    } else if n >= 1e4 {
+        format!("{:.1} k", n / 1e3)
+    } else {
+        format!("{n:.0}")
     }
 }
 
@@ -927,14 +1025,35 @@ fn udp_sender(
     tally
 }
 
-/// Whether live progress should be shown: only on a terminal, so logs stay clean.
-pub fn progress_wanted() -> bool {
-    io::stderr().is_terminal()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_line_says_rate_errors_p99_and_what_is_left() {
+        let mut s = Status {
+            elapsed: Duration::from_secs(12),
+            lines_per_sec: 2_412_345.0,
+            requests_per_sec: 24_123.0,
+            errors: 3,
+            p99_us: Some(3_210),
+            left: Left::Time(Duration::from_millis(17_400)),
+        };
+        assert_eq!(
+            s.line(),
+            "[  12s] 2.41 M lines/s  24.1 k req/s  errors 3  p99 so far 3.21 ms  18s left"
+        );
+        s.left = Left::Requests { done: 40, of: 100 };
+        s.p99_us = None;
+        s.lines_per_sec = 512.4;
+        assert_eq!(
+            s.line(),
+            "[  12s] 512 lines/s  24.1 k req/s  errors 3  p99 so far -  40 of 100 requests"
+        );
+        s.left = Left::Unknown;
+        assert!(s.line().ends_with("p99 so far -"));
+        assert!(s.line().chars().all(|c| !c.is_control()));
+    }
 
     #[test]
     fn a_pacer_counts_what_is_due_and_takes_it_in_batches() {

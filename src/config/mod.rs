@@ -49,8 +49,9 @@ pub const DEFAULT_READ_WAIT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `[[http]] max-connections`: 10 000 open client connections per listener.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// Default `[[http]] auth-metrics`: false, so `/health`, `/status` and `/metrics` stay
-/// open to health checkers and scrapers even when the listener has users.
+/// Default `[[http]] auth-metrics`: false, so `/health`, `/status`, `/metrics` and the
+/// status page `/` stay open to health checkers and scrapers even when the listener has
+/// users.
 pub const DEFAULT_AUTH_METRICS: bool = false;
 /// Default `[[http]] forward-credentials`: true, the original's behaviour: the client's
 /// `Authorization` header and `u`/`p` query parameters go on to the backends.
@@ -184,7 +185,7 @@ pub struct AuthConfig {
     pub users: Vec<User>,
     /// SHA-256 of each accepted bare token (`Authorization: Token <token>`); unique.
     pub tokens: Vec<[u8; 32]>,
-    /// `auth-metrics`: `/health`, `/status` and `/metrics` need credentials too.
+    /// `auth-metrics`: `/health`, `/status`, `/metrics` and `/` need credentials too.
     pub metrics: bool,
 }
 

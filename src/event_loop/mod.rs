@@ -824,6 +824,18 @@ impl EventLoop {
                 );
                 405
             }
+            ("/", Method::Get | Method::Head) => {
+                response::full(
+                    &mut conn.wbuf,
+                    200,
+                    crate::observe::HTML,
+                    crate::observe::STATUS_PAGE_HEADERS,
+                    crate::observe::STATUS_PAGE,
+                    close,
+                    head.method == Method::Head,
+                );
+                200
+            }
             ("/health" | "/status" | "/metrics", Method::Get | Method::Head) => {
                 let page = crate::observe::render(&self.shared, &head.path);
                 response::full(

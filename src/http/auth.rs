@@ -27,7 +27,8 @@ pub fn needs_credentials(path: &str, method: Method, metrics: bool) -> bool {
     match path {
         "/ping" => false,
         "/write" => method != Method::Options,
-        "/health" | "/status" | "/metrics" => metrics,
+        // The status page shows what `/status` does, so it is guarded alike.
+        "/" | "/health" | "/status" | "/metrics" => metrics,
         _ => true,
     }
 }
@@ -272,12 +273,12 @@ mod tests {
         assert!(needs_credentials("/write", Post, false));
         assert!(needs_credentials("/write", Get, false));
         assert!(!needs_credentials("/write", Options, false));
-        for page in ["/health", "/status", "/metrics"] {
+        for page in ["/", "/health", "/status", "/metrics"] {
             assert!(!needs_credentials(page, Get, false));
             assert!(needs_credentials(page, Get, true));
         }
         assert!(needs_credentials("/query", Get, false));
-        assert!(needs_credentials("/", Get, false));
+        assert!(needs_credentials("/nowhere", Get, false));
     }
 
     #[test]

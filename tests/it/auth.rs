@@ -18,7 +18,7 @@ fn hex(digest: [u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn base64(input: &[u8]) -> String {
+pub fn base64(input: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
@@ -40,7 +40,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 /// `users = [ telegraf / s3cret, token tok-1 ]` as a TOML value.
-fn users() -> toml::Value {
+pub fn users() -> toml::Value {
     let mut user = toml::Table::new();
     user.insert("name".into(), "telegraf".into());
     user.insert("password-sha256".into(), hex(sha256(b"s3cret")).into());
@@ -108,9 +108,11 @@ fn unauthenticated_requests_get_401_and_every_credential_form_is_accepted() {
         );
     }
 
-    // Health checks need no credentials (auth-metrics is off by default).
+    // Health checks and the status page need no credentials (auth-metrics is off by
+    // default).
     assert_eq!(http_request(addr, "GET", "/ping", &[], b"").status, 204);
     assert_eq!(http_request(addr, "GET", "/health", &[], b"").status, 200);
+    assert_eq!(http_request(addr, "GET", "/", &[], b"").status, 200);
     assert_eq!(
         http_request(addr, "OPTIONS", "/write", &[], b"").status,
         204,
@@ -182,7 +184,7 @@ fn users_file_and_auth_metrics() {
     let ops = format!("Basic {}", base64(b"ops:ops-pw"));
 
     assert_eq!(http_request(addr, "GET", "/ping", &[], b"").status, 204);
-    for page in ["/health", "/status", "/metrics"] {
+    for page in ["/", "/health", "/status", "/metrics"] {
         assert_eq!(
             http_request(addr, "GET", page, &[], b"").status,
             401,

@@ -2,6 +2,7 @@
 //! real `influxd` backends through the harness in `util`.
 
 mod auth;
+mod browser;
 mod clients;
 mod consistency;
 mod durability;
@@ -12,6 +13,7 @@ mod http;
 mod observe;
 mod query;
 mod recovery;
+mod status_page;
 mod tls;
 mod udp;
 mod util;

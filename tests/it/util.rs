@@ -104,7 +104,7 @@ type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
 /// runs every test on its own short-lived thread: a backend shared between tests would
 /// be killed as soon as the test that started it returned. So every child is forked by
 /// one spawner thread that lives as long as the process.
-fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<mpsc::Sender<SpawnJob>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnJob>();
@@ -181,7 +181,7 @@ fn signal(child: &Child, sig: libc::c_int) {
 }
 
 /// Wait up to `timeout` for `child` to exit.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -204,7 +204,7 @@ fn terminate(child: &mut Child) -> (ExitStatus, bool) {
     (kill_and_reap(child), false)
 }
 
-fn kill_and_reap(child: &mut Child) -> ExitStatus {
+pub fn kill_and_reap(child: &mut Child) -> ExitStatus {
     // Fails only when the child has already exited; wait() then reaps it.
     let _ = child.kill();
     child
@@ -228,7 +228,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A temp dir named `KIND-PID-…`, so that dirs left by a test binary that was killed
 /// (its children die with it, its dirs do not) can be told apart and swept.
-fn harness_tempdir(kind: &str) -> io::Result<TempDir> {
+pub fn harness_tempdir(kind: &str) -> io::Result<TempDir> {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(sweep_stale_tempdirs);
     tempfile::Builder::new()
@@ -236,7 +236,8 @@ fn harness_tempdir(kind: &str) -> io::Result<TempDir> {
         .tempdir()
 }
 
-/// Remove `influxd-PID-…` and `relay-PID-…` temp dirs whose test binary is gone.
+/// Remove `influxd-PID-…`, `relay-PID-…` and `chromium-PID-…` temp dirs whose test
+/// binary is gone.
 fn sweep_stale_tempdirs() {
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -246,6 +247,7 @@ fn sweep_stale_tempdirs() {
         let Some(rest) = name
             .strip_prefix("influxd-")
             .or_else(|| name.strip_prefix("relay-"))
+            .or_else(|| name.strip_prefix("chromium-"))
         else {
             continue;
         };
