@@ -11,6 +11,7 @@ pub mod client;
 mod overflow;
 mod pace;
 mod queue;
+mod replay;
 mod sender;
 #[cfg(test)]
 mod tests;
@@ -242,60 +243,13 @@ impl Backend {
         let tls = crate::tls::client_tls(output)
             .map_err(|e| std::io::Error::other(format!("output {:?}: {e}", output.name)))?;
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
-        let stats = Arc::new(BackendStats::default());
-        let unapplied = Arc::new(Unapplied::default());
-        let pace = Arc::new(Pace {
-            percent: i64::from(output.catch_up_live_percent),
-            ..Pace::default()
-        });
-        let control = Arc::new(Control::default());
-        let store = if output.spool_size > 0 {
-            Some(Store::Disk {
-                spool: None,
-                dir: spool_dir
-                    .join(path_safe(listener))
-                    .join(path_safe(&output.name)),
-                limit: output.spool_size,
-            })
-        } else if output.buffer_size > 0 {
-            Some(Store::Ram {
-                jobs: Default::default(),
-                bytes: 0,
-                limit: output.buffer_size,
-            })
-        } else {
-            None
-        };
-        let mut shared = Worker {
-            output: output.clone(),
-            tls,
-            listener: listener.to_string(),
-            stats: stats.clone(),
-            unapplied: unapplied.clone(),
-            pace: pace.clone(),
-            control: control.clone(),
-            output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
-            buffering: store.is_some(),
-            queue: Mutex::new(Queue::new(
-                Store::Ram {
-                    jobs: Default::default(),
-                    bytes: 0,
-                    limit: 0,
-                },
-                &unapplied,
-            )),
-            queue_ready: Condvar::new(),
-            last_probe_ms: AtomicU64::new(0),
-            last_contact_ms: AtomicU64::new(crate::metrics::unix_ms()),
-            query_path: query_path_of(&output.location.path),
-        };
-        if let Some(mut store) = store {
-            // Reopen the spool now, so replay of what an earlier run left starts at once.
-            if let Store::Disk { spool, dir, limit } = &mut store {
-                *spool = queue::open_spool(&shared, dir, *limit);
-            }
-            shared.queue = Mutex::new(Queue::new(store, &unapplied));
-        }
+        let shared = Worker::new(listener, output, tls, spool_dir);
+        let (stats, unapplied, pace, control) = (
+            shared.stats.clone(),
+            shared.unapplied.clone(),
+            shared.pace.clone(),
+            shared.control.clone(),
+        );
         let overflow = shared.buffering.then(|| {
             let store_limit = if output.spool_size > 0 {
                 output.spool_size as usize
@@ -325,12 +279,8 @@ impl Backend {
             let t = std::thread::Builder::new()
                 .name(format!("replay-{}", output.name))
                 .spawn(move || {
-                    let mut client = Client::new(
-                        shared.output.location.clone(),
-                        shared.output.timeout,
-                        shared.tls.clone(),
-                    );
-                    queue::replay_loop(&shared, &mut client);
+                    let mut backend = replay::Http::new(&shared);
+                    replay::replay_loop(&shared, &mut backend);
                 })?;
             threads.push(t);
         }
@@ -405,4 +355,72 @@ pub(crate) struct Worker {
     last_probe_ms: AtomicU64,
     /// Unix ms of the last request that went to the backend (write, statement, probe).
     last_contact_ms: AtomicU64,
+}
+
+impl Worker {
+    /// The state one output's threads share, its spool (if any) reopened under
+    /// `spool_dir/<listener>/<output>/` so that replay of what an earlier run left can
+    /// start at once. No thread is started here.
+    fn new(
+        listener: &str,
+        output: &HttpOutput,
+        tls: Option<crate::tls::ClientTls>,
+        spool_dir: &Path,
+    ) -> Worker {
+        let stats = Arc::new(BackendStats::default());
+        let unapplied = Arc::new(Unapplied::default());
+        let pace = Arc::new(Pace {
+            percent: i64::from(output.catch_up_live_percent),
+            ..Pace::default()
+        });
+        let control = Arc::new(Control::default());
+        let store = if output.spool_size > 0 {
+            Some(Store::Disk {
+                spool: None,
+                dir: spool_dir
+                    .join(path_safe(listener))
+                    .join(path_safe(&output.name)),
+                limit: output.spool_size,
+            })
+        } else if output.buffer_size > 0 {
+            Some(Store::Ram {
+                jobs: Default::default(),
+                bytes: 0,
+                limit: output.buffer_size,
+            })
+        } else {
+            None
+        };
+        let mut worker = Worker {
+            output: output.clone(),
+            tls,
+            listener: listener.to_string(),
+            stats,
+            unapplied: unapplied.clone(),
+            pace,
+            control,
+            output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
+            buffering: store.is_some(),
+            queue: Mutex::new(Queue::new(
+                Store::Ram {
+                    jobs: Default::default(),
+                    bytes: 0,
+                    limit: 0,
+                },
+                &unapplied,
+            )),
+            queue_ready: Condvar::new(),
+            last_probe_ms: AtomicU64::new(0),
+            last_contact_ms: AtomicU64::new(crate::metrics::unix_ms()),
+            query_path: query_path_of(&output.location.path),
+        };
+        if let Some(mut store) = store {
+            // Reopen the spool now, so replay of what an earlier run left starts at once.
+            if let Store::Disk { spool, dir, limit } = &mut store {
+                *spool = queue::open_spool(&worker, dir, *limit);
+            }
+            worker.queue = Mutex::new(Queue::new(store, &unapplied));
+        }
+        worker
+    }
 }

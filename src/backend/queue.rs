@@ -1,5 +1,5 @@
-//! The ordered per-backend queue (README: Durability): a RAM retry buffer or a disk spool, and
-//! the replay thread that drains it in order.
+//! The ordered per-backend queue (README: Durability): a RAM retry buffer or a disk spool,
+//! what goes in (`enqueue`) and what the replay takes out (`next_attempt`, `finish`).
 //!
 //! While anything is queued, every new write for the backend joins the end of the
 //! queue (`Queue::active`), so replicas converge to the same last value after an
@@ -10,9 +10,8 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome};
@@ -20,10 +19,6 @@ use crate::metrics::unix_ms as now_ms;
 use crate::spool::{PendingSync, Record, RecordKind, RecordRef, Spool, SpoolError};
 
 use super::{Job, Worker};
-
-/// First retry delay after a failure; doubles up to `max-delay-interval` (the
-/// original relay's schedule).
-pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How a backend queues what it cannot deliver now.
 pub enum Store {
@@ -72,7 +67,7 @@ impl Queue {
         q
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         match &self.store {
             Store::Ram { jobs, .. } => jobs.is_empty(),
             Store::Disk { spool: Some(s), .. } => s.is_empty(),
@@ -318,109 +313,22 @@ fn log_drop(shared: &Worker, msg: &str, points: u64) {
 }
 
 /// One merged replay attempt: the first `n` queued writes, which share query and auth.
-struct Attempt {
-    kind: Kind,
-    n: usize,
-    query: String,
-    auth: Option<Vec<u8>>,
-    body: Vec<u8>,
-    points: u64,
-}
-
-/// The replay thread: drains the queue in order, merging neighbours with the same
-/// query and credentials up to `max-batch-kb`, backing off on failure.
-pub(crate) fn replay_loop(shared: &Worker, client: &mut super::client::Client) {
-    let mut backoff = INITIAL_BACKOFF;
-    let mut probe = super::sender::probe_client(shared);
-    let mut peeked: Vec<Record> = Vec::new();
-    let mut gz = Vec::new();
-    loop {
-        let attempt = {
-            let Ok(mut q) = shared.queue.lock() else {
-                return;
-            };
-            if q.is_empty() {
-                if q.active {
-                    q.active = false;
-                    q.oldest = None;
-                    shared.stats.queued_since_ms.set(0);
-                    shared.pace.caught_up();
-                    crate::info!(
-                        "backend caught up",
-                        listener = shared.listener,
-                        backend = shared.output.name
-                    );
-                }
-                if shared.control.closing.load(Ordering::Acquire) {
-                    return;
-                }
-                let _ = shared.queue_ready.wait_timeout(q, super::IDLE_POLL);
-                continue;
-            }
-            if shared.control.closing.load(Ordering::Acquire) {
-                // Spooled writes are safe on disk for the next start; RAM ones are
-                // retried until the shutdown deadline.
-                if matches!(q.store, Store::Disk { .. }) {
-                    return;
-                }
-                if shared.control.past_deadline() {
-                    shutdown_leftovers(shared, &mut q);
-                    return;
-                }
-            }
-            match next_attempt(shared, &mut q, &mut peeked) {
-                Some(a) => a,
-                None => continue,
-            }
-        };
-        let auth = match &shared.output_auth {
-            Some(h) => Some(h.as_bytes()),
-            None => attempt.auth.as_deref(),
-        };
-        let outcome = super::sender::post(
-            shared,
-            client,
-            attempt.kind,
-            &attempt.query,
-            auth,
-            &[&attempt.body],
-            attempt.points,
-            &mut gz,
-        );
-        let delivered = match &outcome {
-            Outcome::Delivered | Outcome::Answered { .. } => true,
-            Outcome::Rejected { body, .. } if is_database_not_found(body) => false,
-            Outcome::Rejected { status, body } => {
-                shared.stats.dropped_rejected.add(attempt.points);
-                crate::error!(
-                    "backend rejected a queued write; dropped",
-                    listener = shared.listener,
-                    backend = shared.output.name,
-                    status = status,
-                    answer = String::from_utf8_lossy(body),
-                    points = attempt.points,
-                );
-                true
-            }
-            _ => false,
-        };
-        if delivered {
-            backoff = INITIAL_BACKOFF;
-            shared.pace.replayed(attempt.body.len());
-            if matches!(outcome, Outcome::Delivered | Outcome::Answered { .. }) {
-                shared.stats.replayed_points.add(attempt.points);
-            }
-            finish(shared, attempt.n, &outcome);
-        } else {
-            shared.stats.retries.inc();
-            backoff_unless_up(shared, &mut probe, backoff);
-            backoff = (backoff * 2).min(shared.output.max_delay_interval);
-        }
-    }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    pub(crate) kind: Kind,
+    pub(crate) n: usize,
+    pub(crate) query: String,
+    pub(crate) auth: Option<Vec<u8>>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) points: u64,
 }
 
 /// Build the next attempt from the head of the queue (called with the lock held).
-fn next_attempt(shared: &Worker, q: &mut Queue, peeked: &mut Vec<Record>) -> Option<Attempt> {
+pub(crate) fn next_attempt(
+    shared: &Worker,
+    q: &mut Queue,
+    peeked: &mut Vec<Record>,
+) -> Option<Attempt> {
     let max = shared.output.coalesce_limit.max(1);
     match &mut q.store {
         Store::Ram { jobs, .. } => {
@@ -512,7 +420,7 @@ fn consume(shared: &Worker, s: &mut Spool, n: usize) {
 }
 
 /// The first `n` queued writes are done (delivered, or rejected and dropped).
-fn finish(shared: &Worker, n: usize, outcome: &Outcome) {
+pub(crate) fn finish(shared: &Worker, n: usize, outcome: &Outcome) {
     let Ok(mut q) = shared.queue.lock() else {
         return;
     };
@@ -548,7 +456,7 @@ fn finish_spooled(shared: &Worker, spooled: &mut VecDeque<u64>, n: usize) {
 
 /// Out of time at shutdown: RAM-only writes are lost (counted); spooled ones stay on
 /// disk for the next start.
-fn shutdown_leftovers(shared: &Worker, q: &mut Queue) {
+pub(crate) fn shutdown_leftovers(shared: &Worker, q: &mut Queue) {
     if let Store::Ram { jobs, .. } = &mut q.store {
         let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
         if points > 0 {
@@ -560,34 +468,5 @@ fn shutdown_leftovers(shared: &Worker, q: &mut Queue) {
             );
         }
         jobs.clear();
-    }
-}
-
-fn is_database_not_found(body: &[u8]) -> bool {
-    memchr::memmem::find(body, b"database not found").is_some()
-}
-
-/// Wait `total` before the next attempt, but stop waiting as soon as a backend that
-/// was down answers a probe: catch-up starts when the backend is back, not when the
-/// backoff (up to `max-delay-interval`) runs out. A backend that is up and refused
-/// the write (`database not found`) gets the whole wait.
-fn backoff_unless_up(shared: &Worker, probe: &mut super::client::Client, total: Duration) {
-    let end = Instant::now() + total;
-    let was_down = shared.stats.down.get() != 0;
-    let mut next_probe = Instant::now() + super::PROBE_INTERVAL.min(total);
-    while Instant::now() < end {
-        if shared.control.past_deadline() {
-            return;
-        }
-        if was_down && shared.stats.down.get() == 0 {
-            return; // a sender's probe saw it up
-        }
-        if was_down && Instant::now() >= next_probe {
-            next_probe = Instant::now() + super::PROBE_INTERVAL;
-            if super::sender::ping(shared, probe) {
-                return;
-            }
-        }
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
     }
 }

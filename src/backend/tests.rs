@@ -182,3 +182,174 @@ fn direct_attempts_leave_time_to_spool() {
         Duration::from_millis(900)
     );
 }
+
+/// A backend that answers from a script and records what it was sent.
+struct Scripted {
+    answers: std::collections::VecDeque<Outcome>,
+    sent: Vec<replay::ReplayedAttempt>,
+}
+
+impl replay::Target for Scripted {
+    fn send(&mut self, _: &Worker, a: &queue::Attempt) -> Outcome {
+        self.sent.push(replay::ReplayedAttempt::of(a));
+        self.answers.pop_front().unwrap_or(Outcome::Delivered)
+    }
+
+    fn ping(&mut self, _: &Worker) -> bool {
+        true
+    }
+}
+
+fn rejected(status: u16, body: &str) -> Outcome {
+    Outcome::Rejected {
+        status,
+        body: Arc::from(body.as_bytes()),
+    }
+}
+
+fn failed() -> Outcome {
+    Outcome::Failed {
+        status: Some(503),
+        body: Arc::from(&b""[..]),
+    }
+}
+
+/// A worker with a RAM buffer and no threads, its queue holding `writes` (query,
+/// body) in order, for the replay loop to drain against a script.
+fn queued_worker(writes: &[(&str, &str)], max_batch_kb: u32) -> Worker {
+    let config = crate::config::parse(&format!(
+        "[[http]]\nbind-addr = \"127.0.0.1:1\"\n[[http.output]]\nname = \"s\"\n\
+         location = \"http://127.0.0.1:1/write\"\nbuffer-size-mb = 1\n\
+         max-delay-interval = \"20ms\"\nmax-batch-kb = {max_batch_kb}\n"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::new("in", &config.http[0].outputs[0], None, dir.path());
+    let jobs = writes
+        .iter()
+        .enumerate()
+        .map(|(i, (query, body))| {
+            worker.unapplied.add(i as u64 + 1, 1);
+            Job {
+                batch: Arc::new(crate::batch::Batch {
+                    kind: Kind::Write,
+                    query: (*query).into(),
+                    auth: None,
+                    body: body.as_bytes().to_vec(),
+                    points: body.lines().count(),
+                    seq: i as u64 + 1,
+                }),
+                reply: None,
+            }
+        })
+        .collect();
+    queue::enqueue(&worker, jobs);
+    worker
+}
+
+/// Run the replay loop until the queue is empty (or 10 s), then stop it.
+fn replay_all(worker: &Worker, script: Vec<Outcome>) -> Scripted {
+    let mut backend = Scripted {
+        answers: script.into(),
+        sent: Vec::new(),
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| replay::replay_loop(worker, &mut backend));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while worker.queue.lock().map(|q| q.active).unwrap_or(false) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        worker.control.closing.store(true, Ordering::Release);
+        worker.queue_ready.notify_one();
+    });
+    backend
+}
+
+#[test]
+fn replay_merges_neighbours_with_the_same_query_in_order() {
+    let w = queued_worker(
+        &[
+            ("db=a", "m v=1 1\n"),
+            ("db=a", "m v=2 2\n"),
+            ("db=b", "m v=3 3\n"),
+            ("db=a", "m v=4 4\n"),
+        ],
+        512,
+    );
+    let sent = replay_all(&w, vec![]).sent;
+    let bodies: Vec<(&str, &str)> = sent.iter().map(|a| (&a.query[..], &a.body[..])).collect();
+    assert_eq!(
+        bodies,
+        [
+            ("db=a", "m v=1 1\nm v=2 2\n"),
+            ("db=b", "m v=3 3\n"),
+            ("db=a", "m v=4 4\n"),
+        ]
+    );
+    assert!(w.unapplied.is_empty(), "every replayed write is finished");
+    assert_eq!(w.stats.replayed_points.get(), 4);
+}
+
+#[test]
+fn replay_merges_no_further_than_the_batch_limit() {
+    let line = format!("m v={} 1\n", "9".repeat(600));
+    let writes: Vec<(&str, &str)> = (0..3).map(|_| ("db=a", &line[..])).collect();
+    // 1 KiB: two of these lines (610 bytes each) do not fit in one request.
+    let sent = replay_all(&queued_worker(&writes, 1), vec![]).sent;
+    assert_eq!(sent.len(), 3);
+}
+
+#[test]
+fn replay_retries_failures_and_a_missing_database_but_drops_other_refusals() {
+    let w = queued_worker(&[("db=a", "m v=1 1\n"), ("db=b", "m v=2 2\n")], 512);
+    let script = vec![
+        failed(),
+        rejected(404, r#"{"error":"database not found: \"a\""}"#),
+        Outcome::Delivered,
+        rejected(400, r#"{"error":"partial write: field type conflict"}"#),
+    ];
+    let started = Instant::now();
+    let sent = replay_all(&w, script).sent;
+    let queries: Vec<&str> = sent.iter().map(|a| &a.query[..]).collect();
+    // The first write twice more after a 5xx and a 404 database not found, in order;
+    // the second once: its 400 drops it rather than blocking the queue.
+    assert_eq!(queries, ["db=a", "db=a", "db=a", "db=b"]);
+    assert_eq!(w.stats.retries.get(), 2);
+    assert_eq!(w.stats.dropped_rejected.get(), 1);
+    assert_eq!(w.stats.replayed_points.get(), 1);
+    assert!(w.unapplied.is_empty());
+    // Two waits of the 20 ms cap.
+    assert!(started.elapsed() >= Duration::from_millis(40));
+}
+
+#[test]
+fn backoff_doubles_to_its_cap_and_starts_over_after_a_success() {
+    let mut b = replay::Backoff::new(Duration::from_secs(3));
+    let waits: Vec<u64> = (0..5).map(|_| b.failed().as_millis() as u64).collect();
+    assert_eq!(waits, [500, 1000, 2000, 3000, 3000]);
+    b.succeeded();
+    assert_eq!(b.failed(), Duration::from_millis(500));
+    // A cap below the first wait is the wait.
+    assert_eq!(
+        replay::Backoff::new(Duration::from_millis(20)).failed(),
+        Duration::from_millis(20)
+    );
+}
+
+#[test]
+fn verdicts_of_every_answer() {
+    use replay::{verdict, Verdict};
+    assert_eq!(verdict(&Outcome::Delivered), Verdict::Done);
+    let answered = Outcome::Answered {
+        status: 200,
+        body: Arc::from(&b"{}"[..]),
+    };
+    assert_eq!(verdict(&answered), Verdict::Done);
+    assert_eq!(verdict(&failed()), Verdict::Retry);
+    assert_eq!(
+        verdict(&rejected(404, r#"{"error":"database not found: \"x\""}"#)),
+        Verdict::Retry
+    );
+    assert_eq!(verdict(&rejected(400, "{}")), Verdict::Dropped);
+    assert_eq!(verdict(&rejected(401, "{}")), Verdict::Dropped);
+}
