@@ -9,7 +9,7 @@
 //! `again` and served before the next wait.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,12 +20,14 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
-use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
+use crate::http::request::{self, BodyKind, Head, HeadScanner, Method, Reject};
 use crate::http::{auth, query, response, write};
 use crate::state::Shared;
 
+mod conn;
 mod proxy;
 use crate::tls::Transport;
+use conn::*;
 use proxy::Upstream;
 
 /// How often parked reads look again for an up-to-date backend. Backends finish
@@ -50,157 +52,6 @@ const IDLE_BUFFER_KEEP: usize = 4 * 1024;
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 /// How often deadlines are checked; timeouts are accurate to this.
 const TICK: Duration = Duration::from_millis(50);
-/// Average rate, in bytes per second, below which a body that is still arriving is
-/// answered 408, on top of the `read-timeout` allowance: without it a client sending a
-/// few bytes per second keeps resetting the stall timer and holds its connection for
-/// days. 8 KiB/s is 64 kbit/s, below any link that usefully carries metrics.
-const MIN_BODY_RATE: u64 = 8 * 1024;
-/// Longest a refused connection lingers after its answer (see [`Linger`]): time for a
-/// client still sending to finish and read the answer, short enough that refused
-/// clients cannot pile up.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-/// Most input dropped while lingering (4 MiB); a client still sending after that is
-/// reset rather than read for.
-const LINGER_BYTES: usize = 4 << 20;
-
-/// Where a connection is in its current request.
-enum Phase {
-    /// Waiting for (the rest of) a request head.
-    Head,
-    /// Head parsed; receiving the body.
-    Body {
-        head: Head,
-        body: Vec<u8>,
-        framing: BodyFraming,
-    },
-    /// Request handed to backends; the answer comes from a completion.
-    Waiting(InFlight),
-    /// A read query streamed from one backend by the upstream with this token.
-    Proxying { upstream: usize, keep_alive: bool },
-    /// A read query waiting for a backend that has applied every change acknowledged
-    /// before it arrived (the connection is on `EventLoop::parked`).
-    ReadWait(proxy::ParkedRead),
-    /// A checked write or statement not yet handed to the backends, because one of
-    /// them cannot take writes as fast as they come (the connection is on
-    /// `EventLoop::held`). Nothing more is read from this client meanwhile: that is
-    /// how a relay with a spool slows its clients instead of dropping their writes.
-    Held(HeldChange),
-}
-
-struct HeldChange {
-    batch: crate::batch::Batch,
-    statements: usize,
-    keep_alive: bool,
-    /// Past this the client is answered 503 and may retry; nothing was forwarded.
-    deadline: Instant,
-}
-
-/// How a connection the relay closes after an error answer ends: the lingering close
-/// of web servers. Closing a socket with input unread makes the kernel reset the
-/// connection, and a client still sending (a huge head, a body over the limit) then sees
-/// ECONNRESET instead of the answer it was sent. So once the answer is flushed, the
-/// write side is shut (the client reads the answer, then EOF) and input is read and
-/// dropped until the client closes, [`LINGER_TIME`] passes or [`LINGER_BYTES`] came.
-enum Linger {
-    /// Close as soon as the output is flushed.
-    No,
-    /// Linger once the output is flushed.
-    Wanted,
-    /// Write side shut; dropping input until `until`, or until `left` more bytes came.
-    Draining { until: Instant, left: usize },
-}
-
-enum BodyFraming {
-    /// The body buffer is allocated ahead of the bytes received (up to `BODY_AHEAD`,
-    /// never past `len`) and `filled` from the front, so reads can land in it
-    /// directly; its length is never below `filled`.
-    Length {
-        len: usize,
-        filled: usize,
-    },
-    Chunked(ChunkedDecoder),
-}
-
-impl Phase {
-    /// A request is being served: nothing more is read or parsed until it is answered.
-    fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Phase::Waiting(_) | Phase::Proxying { .. } | Phase::ReadWait(_) | Phase::Held(_)
-        )
-    }
-}
-
-impl BodyFraming {
-    /// Body bytes received so far.
-    fn received(&self, body: &[u8]) -> usize {
-        match self {
-            BodyFraming::Length { filled, .. } => *filled,
-            BodyFraming::Chunked(_) => body.len(),
-        }
-    }
-}
-
-struct InFlight {
-    request: u64,
-    /// The change's number (`applied`): a 2xx answer acknowledges it.
-    seq: u64,
-    tracker: AckTracker,
-    deadline: Instant,
-    keep_alive: bool,
-    /// Schema statements sent (0 for a write): their success answer is JSON.
-    statements: usize,
-}
-
-struct Conn {
-    stream: Transport,
-    listener: usize,
-    readable: bool,
-    writable: bool,
-    /// Unparsed input is `rbuf[rpos..]`; bytes before `rpos` were consumed and are
-    /// dropped when the buffer is compacted.
-    rbuf: Vec<u8>,
-    rpos: usize,
-    scanner: HeadScanner,
-    phase: Phase,
-    /// Output not yet accepted by the kernel is `wbuf[wpos..]`.
-    wbuf: Vec<u8>,
-    wpos: usize,
-    /// The client sent FIN: answer what is buffered, then close.
-    peer_closed: bool,
-    /// Close once `wbuf` is flushed (error answers, `Connection: close`, shutdown).
-    close_after_flush: bool,
-    /// How that close goes; `Wanted` when the client may still be sending.
-    linger: Linger,
-    /// Last time the client sent bytes (read-timeout and idle-timeout run from here).
-    last_input: Instant,
-    /// When the current request's head was complete: a `/write`'s latency runs from
-    /// here to its answer (stable while it waits: nothing more is parsed meanwhile).
-    head_done: Instant,
-    /// When the first byte of the request being received was seen; `None` between
-    /// requests. Bounds the whole head, and the body's average rate (`too_slow`).
-    request_started: Option<Instant>,
-}
-
-impl Conn {
-    /// Includes TLS records the session could not hand to the kernel yet.
-    fn pending_output(&self) -> usize {
-        self.wbuf.len() - self.wpos + self.stream.pending_output()
-    }
-
-    fn has_partial_request(&self) -> bool {
-        matches!(self.phase, Phase::Body { .. }) || self.rpos < self.rbuf.len()
-    }
-}
-
-/// Outcome of one I/O attempt.
-enum Io {
-    Progress,
-    WouldBlock,
-    Closed,
-    Error,
-}
-
 pub struct EventLoop {
     id: usize,
     poll: Poll,
@@ -589,33 +440,15 @@ impl EventLoop {
                         return false;
                     }
                     conn.request_started.get_or_insert(self.now);
-                    let end = match conn.scanner.find_end(input) {
-                        Ok(Some(end)) => end,
-                        Ok(None) => {
-                            // Bytes that can never become a request get their 400 now,
-                            // not after read-timeout.
-                            if let Err(reject) = conn.scanner.check_line(input) {
-                                self.reject(conn, reject);
-                                return true;
-                            }
-                            return false;
-                        }
-                        Err(reject) => {
+                    let (mut head, len) = match frame_head(&mut conn.scanner, input) {
+                        HeadStep::NeedMore => return false,
+                        HeadStep::Reject(reject) => {
                             self.reject(conn, reject);
                             return true;
                         }
+                        HeadStep::Head(head, len) => (head, len),
                     };
-                    // The announced length is held against max-body-size after the
-                    // credentials: a client without them learns that first (401), not
-                    // that its body would be too large.
-                    let mut head = match request::parse_head(&input[..end], usize::MAX) {
-                        Ok(head) => head,
-                        Err(reject) => {
-                            self.reject(conn, reject);
-                            return true;
-                        }
-                    };
-                    conn.rpos += end;
+                    conn.rpos += len;
                     conn.head_done = self.now;
                     // Before the body: a client without credentials costs no more than
                     // its head, however large a body it announced.
@@ -623,58 +456,40 @@ impl EventLoop {
                         self.unauthorized(conn, &head);
                         continue;
                     }
-                    if matches!(head.body, BodyKind::Length(n) if n > max_body) {
-                        self.reject(conn, request::TOO_LARGE);
-                        return true;
-                    }
-                    let framing = match head.body {
-                        BodyKind::None => {
-                            self.handle(token, conn, head, Vec::new());
-                            continue;
+                    let buffered = conn.rbuf.len() - conn.rpos;
+                    match begin_body(&head, max_body, buffered) {
+                        BodyStart::None => self.handle(token, conn, head, Vec::new()),
+                        BodyStart::TooLarge => {
+                            self.reject(conn, request::TOO_LARGE);
+                            return true;
                         }
-                        BodyKind::Length(n) => BodyFraming::Length { len: n, filled: 0 },
-                        BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
-                    };
-                    let body = match framing {
-                        // Grown as bytes arrive (`grow_body`): an announced length
-                        // costs nothing until the body actually comes.
-                        BodyFraming::Length { .. } => Vec::new(),
-                        BodyFraming::Chunked(_) => Vec::new(),
-                    };
-                    let complete_here = matches!(framing, BodyFraming::Length { len, .. } if conn.rbuf.len() - conn.rpos >= len);
-                    if head.expect_continue && !complete_here {
-                        conn.wbuf.extend_from_slice(response::CONTINUE);
+                        BodyStart::Expect {
+                            framing,
+                            send_continue,
+                        } => {
+                            if send_continue {
+                                conn.wbuf.extend_from_slice(response::CONTINUE);
+                            }
+                            // Grown as bytes arrive (`grow_body`): an announced length
+                            // costs nothing until the body actually comes.
+                            conn.phase = Phase::Body {
+                                head,
+                                body: Vec::new(),
+                                framing,
+                            };
+                        }
                     }
-                    conn.phase = Phase::Body {
-                        head,
-                        body,
-                        framing,
-                    };
                 }
                 Phase::Body { body, framing, .. } => {
                     let input = &conn.rbuf[conn.rpos..];
-                    let done = match framing {
-                        BodyFraming::Length { len, filled } => {
-                            let take = input.len().min(*len - *filled);
-                            if body.len() < *filled + take {
-                                body.resize(*filled + take, 0);
-                            }
-                            body[*filled..*filled + take].copy_from_slice(&input[..take]);
-                            *filled += take;
-                            conn.rpos += take;
-                            *filled == *len
+                    let done = match feed_body(framing, body, input, max_body) {
+                        Ok((used, done)) => {
+                            conn.rpos += used;
+                            done
                         }
-                        BodyFraming::Chunked(decoder) => {
-                            match decoder.decode(input, body, max_body) {
-                                Ok(used) => {
-                                    conn.rpos += used;
-                                    decoder.is_done()
-                                }
-                                Err(reject) => {
-                                    self.reject(conn, reject);
-                                    return true;
-                                }
-                            }
+                        Err(reject) => {
+                            self.reject(conn, reject);
+                            return true;
                         }
                     };
                     if !done {
@@ -1128,25 +943,17 @@ impl EventLoop {
                 }
                 // The upstream keeps its own time (below); parked and held ones theirs.
                 Phase::Proxying { .. } | Phase::ReadWait(_) | Phase::Held(_) => {}
-                _ if matches!(conn.linger, Linger::Draining { until, .. } if now >= until) => {
-                    idle.push(token);
-                }
-                _ if matches!(conn.linger, Linger::Draining { .. }) => {}
-                _ => {
-                    let quiet = now.duration_since(conn.last_input);
-                    if conn.has_partial_request() && !conn.close_after_flush {
-                        if quiet >= cfg.read_timeout || too_slow(conn, cfg.read_timeout, now) {
-                            timed_out.push(token);
-                        }
-                    } else if conn.pending_output() > 0 {
-                        // A client that stopped reading its answers.
-                        if quiet >= cfg.idle_timeout {
-                            idle.push(token);
-                        }
-                    } else if quiet >= cfg.idle_timeout || self.shutdown_deadline.is_some() {
-                        idle.push(token);
-                    }
-                }
+                _ => match expiry(
+                    &conn.clock(),
+                    cfg.read_timeout,
+                    cfg.idle_timeout,
+                    self.shutdown_deadline.is_some(),
+                    now,
+                ) {
+                    Some(Expiry::RequestTimeout) => timed_out.push(token),
+                    Some(Expiry::Close) => idle.push(token),
+                    None => {}
+                },
             }
         }
         for (token, answer) in expired {
@@ -1226,71 +1033,5 @@ impl EventLoop {
         let shared = &self.shared.http[conn.listener];
         shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         shared.stats[self.id].connections_open.sub(1);
-    }
-}
-
-/// A request that trickles in: its head not complete within `read-timeout` of its first
-/// byte, or its body arriving slower than `MIN_BODY_RATE` on average beyond that.
-/// Progress alone does not save it, since a byte every few seconds is progress.
-fn too_slow(conn: &Conn, read_timeout: Duration, now: Instant) -> bool {
-    let Some(started) = conn.request_started else {
-        return false;
-    };
-    let allowance = match &conn.phase {
-        Phase::Body { body, framing, .. } => {
-            let received = framing.received(body) as u64;
-            read_timeout + Duration::from_millis(received * 1000 / MIN_BODY_RATE)
-        }
-        _ => read_timeout,
-    };
-    now.duration_since(started) >= allowance
-}
-
-/// How far ahead of the bytes received a body of known length is allocated: reads
-/// land in it directly, and a client that announces a large body but sends nothing
-/// holds no more than this.
-const BODY_AHEAD: usize = 1 << 20;
-
-/// Make room in `body` (filled up to `filled`, `len` in all) for the next read.
-fn grow_body(body: &mut Vec<u8>, filled: usize, len: usize) {
-    if body.len() == filled {
-        body.resize(len.min(filled + BODY_AHEAD), 0);
-    }
-}
-
-/// One read, retried on `EINTR`.
-fn read_retrying(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
-/// Write queued output until done or `WouldBlock`.
-fn flush(conn: &mut Conn) -> Io {
-    while conn.wpos < conn.wbuf.len() {
-        match conn.stream.write(&conn.wbuf[conn.wpos..]) {
-            Ok(0) => return Io::Closed,
-            Ok(n) => conn.wpos += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.writable = false;
-                return Io::WouldBlock;
-            }
-            Err(_) => return Io::Error,
-        }
-    }
-    conn.wbuf.clear();
-    conn.wpos = 0;
-    // What a TLS session still holds after taking the whole buffer.
-    match conn.stream.flush() {
-        Ok(()) => Io::Progress,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.writable = false;
-            Io::WouldBlock
-        }
-        Err(_) => Io::Error,
     }
 }
