@@ -10,17 +10,30 @@
 #   nginx-proxy  wrk → nginx → 1 sink                  (the same nginx, one backend)
 #   relay-1out   wrk → influx-relay → 1 sink           (the relay's cost of the 2nd backend)
 #   direct       wrk → 1 sink                          (generator and sink alone)
+#   relay-alt    wrk → --alt-relay-cmd → 2 sinks       (only with that option: A/B)
 #
 #   scripts/bench-wrk.sh [--rounds 3] [--duration 5s] [--connections 32] [--lines 1000]
-#                        [--only haproxy,relay,...] [--bundled] [--no-build] [--out FILE]
+#                        [--only haproxy,relay,...] [--bundled] [--perf] [--no-build]
+#                        [--relay-cmd CMD] [--alt-relay-cmd CMD] [--out FILE]
 #
+# --relay-cmd (default `target/release/influx-relay -config {config}`) starts the
+# relay; --alt-relay-cmd adds relay-alt, a second build or environment measured in
+# the same rounds, e.g. --alt-relay-cmd 'env GLIBC_TUNABLES=... target/release/influx-relay -config {config}'.
+#
+# --perf records each server's processes with `perf record -e cpu-clock` during its
+# run (it slows them: take ratios from runs without it) and leaves perf.txt, self time
+# by thread and symbol, and perf-groups.md (scripts/perf-groups.py: that time summed
+# into kinds of work, in ns of CPU per line) next to the run's other files.
 # --bundled also runs `scripts/bench.sh --only http-1000x32` (the bundled generator
 # and sinks, HAProxy then the relay) once per round, for the side-by-side.
 # Per server and round: lines/s (requests/s × lines), p50/p99/p99.9 from wrk's
 # latency histogram, CPU seconds per million lines of the server (all its processes)
 # and of the whole pipeline (wrk + server + sinks, from /proc/PID/stat), and each
-# ratio against HAProxy's figure of the same round; also how many cores the rest of the
-# box (other work on a shared machine) used during the run. A run FAILs when wrk saw an error
+# ratio against HAProxy's figure of the same round; also how many cores the kernel's
+# softirq threads and the rest of the box (other work on a shared machine) used
+# during the run. The last column, HAProxy's pipeline CPU per line ÷ this pipeline's,
+# is the lines/s ratio the two would show on a box they had to themselves and
+# saturated: it does not move with the other work. A run FAILs when wrk saw an error
 # or a sink's access log shows a non-204 answer, or a sink received fewer bodies than
 # wrk got answers (or more than answers + connections: those in flight at the end).
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
@@ -28,7 +41,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
 
 ROUNDS=3
 DURATION=5s
@@ -36,7 +49,10 @@ CONNS=32
 LINES=1000
 ONLY=haproxy,relay,nginx-tee,nginx-proxy,relay-1out,direct
 BUNDLED=0
+PERF=0
 BUILD=1
+RELAY_CMD='target/release/influx-relay -config {config}'
+ALT_RELAY_CMD=""
 OUT=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -46,6 +62,9 @@ while [ $# -gt 0 ]; do
         --lines) LINES=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --bundled) BUNDLED=1 ;;
+        --perf) PERF=1 ;;
+        --relay-cmd) RELAY_CMD=$2; shift ;;
+        --alt-relay-cmd) ALT_RELAY_CMD=$2; ONLY+=,relay-alt; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -67,6 +86,7 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ "$PERF" = 0 ] || command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]} (apt)"
     as_root apt-get update
@@ -77,7 +97,6 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --workspace --quiet
 fi
 LOADTEST=target/release/loadtest
-RELAY=target/release/influx-relay
 TICKS=$(getconf CLK_TCK)
 CORES=$(nproc)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -108,6 +127,9 @@ ticks_of() {
 }
 # Busy ticks of the whole box (every core): /proc/stat's first line less idle and iowait.
 box_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+# The kernel's softirq threads: loopback delivery that did not run in the sender's
+# own context (it does under heavy load) is charged to them, not to any process here.
+softirq_pids() { grep -l '^ksoftirqd/' /proc/[0-9]*/comm 2>/dev/null | cut -d/ -f3; }
 family() { # pid → it and its children
     echo "$1"
     pgrep -P "$1" || true
@@ -220,7 +242,7 @@ CONF
             PIDS+=("$SERVER_PID")
             wait_ping "$SERVER_ADDR" "$SERVER_PID" haproxy
             ;;
-        relay | relay-1out)
+        relay | relay-1out | relay-alt)
             SERVER_ADDR=127.0.0.1:$(free_port)
             for i in $(seq "$n"); do
                 outs+="  { name = \"s$i\", location = \"http://${SINK_ADDR[$i]}/write\", timeout = \"10s\", concurrency = 1, buffer-size-mb = 0 },"$'\n'
@@ -238,7 +260,10 @@ max-connections = 20000
 output = [
 $outs]
 CONF
-            "$RELAY" -config "$RUN/relay.toml" 2>"$RUN/relay.log" &
+            local cmd=$RELAY_CMD
+            [ "$kind" != relay-alt ] || cmd=$ALT_RELAY_CMD
+            # exec: the PID measured is the relay's, not a shell's.
+            bash -c "exec ${cmd//\{config\}/$RUN/relay.toml}" 2>"$RUN/relay.log" &
             SERVER_PID=$!
             PIDS+=("$SERVER_PID")
             wait_ping "$SERVER_ADDR" "$SERVER_PID" influx-relay
@@ -271,10 +296,20 @@ measure() { # round kind
     start_server "$kind"
     [ -z "$SERVER_PID" ] || mapfile -t server_pids < <(family "$SERVER_PID")
     for i in $(seq "$NSINKS"); do mapfile -t -O "${#sink_pids[@]}" sink_pids < <(family "${SINK_PID[$i]}"); done
-    local s0 k0 s1 k1 b0 b1
+    local s0 k0 s1 k1 b0 b1 q0 q1 softirq
+    mapfile -t softirq < <(softirq_pids)
     s0=$(ticks_of "${server_pids[@]}")
     k0=$(ticks_of "${sink_pids[@]}")
     b0=$(box_ticks)
+    q0=$(ticks_of "${softirq[@]}")
+    local perf_pid=""
+    if [ "$PERF" = 1 ] && [ -n "$SERVER_PID" ]; then
+        perf record -e cpu-clock -F 999 -o "$RUN/perf.data" \
+            -p "$(IFS=,; echo "${server_pids[*]}")" -- sleep "${DURATION%s}" \
+            >"$RUN/perf-record.log" 2>&1 &
+        perf_pid=$!
+        PIDS+=("$perf_pid")
+    fi
     # wrk: one thread per core, like every other process here. Its CPU time comes from
     # getrusage(RUSAGE_CHILDREN) of a small python parent, exact even for threads that
     # have exited.
@@ -290,6 +325,12 @@ open(sys.argv[1], "w").write("%.3f\n" % (r.ru_utime + r.ru_stime))
     s1=$(ticks_of "${server_pids[@]}")
     k1=$(ticks_of "${sink_pids[@]}")
     b1=$(box_ticks)
+    q1=$(ticks_of "${softirq[@]}")
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        perf report -i "$RUN/perf.data" --no-children --sort comm,dso,symbol --stdio \
+            >"$RUN/perf.txt" 2>/dev/null || true
+    fi
     [ -n "$SERVER_PID" ] && stop "$SERVER_PID"
     for i in $(seq "$NSINKS"); do stop "${SINK_PID[$i]}"; done
 
@@ -326,27 +367,32 @@ open(sys.argv[1], "w").write("%.3f\n" % (r.ru_utime + r.ru_stime))
     wrkcpu=$(calc '%.3f' "$wt / $TICKS / ($lines / 1e6)")
     [ -n "$SERVER_PID" ] || cpu=0
     # What the rest of the box (other work on this shared machine) used meanwhile, in
-    # cores: busy ticks of the box less this pipeline's.
-    local others
-    others=$(calc '%.2f' "(($b1 - $b0) - ($s1 - $s0) - ($k1 - $k0) - $wt) / $TICKS / $secs")
+    # cores: busy ticks of the box less this pipeline's and the softirq threads'.
+    local others softirq_cores
+    others=$(calc '%.2f' "(($b1 - $b0) - ($s1 - $s0) - ($k1 - $k0) - $wt - ($q1 - $q0)) / $TICKS / $secs")
+    softirq_cores=$(calc '%.2f' "($q1 - $q0) / $TICKS / $secs")
+    if [ -s "$RUN/perf.txt" ]; then
+        python3 scripts/perf-groups.py --cpu-per-m "$cpu" <"$RUN/perf.txt" >"$RUN/perf-groups.md" || true
+    fi
     local result=PASS
     if [ -n "$why" ]; then result="FAIL: ${why%; }"; FAILED=1; fi
     if [ "$kind" = haproxy ]; then
         HA_LPS[$round]=$lps HA_P99[$round]=$p99 HA_CPU[$round]=$cpu HA_TOTAL[$round]=$total
     fi
-    local rl="" rp="" rc=""
+    local rl="" rp="" rc="" rt=""
     if [ -n "${HA_LPS[$round]:-}" ] && [ "$kind" != haproxy ]; then
         rl=$(calc '%.2f×' "$lps / ${HA_LPS[$round]}")
         rp=$(calc '%.2f×' "$p99 / ${HA_P99[$round]}")
         [ "$kind" = direct ] || rc=$(calc '%.2f×' "$cpu / ${HA_CPU[$round]}")
+        rt=$(calc '%.2f×' "${HA_TOTAL[$round]} / $total")
     fi
-    row "| $round | $kind | $(calc '%.3f' "$lps / 1e6") M | $(calc '%.0f' "$lps * $BODY_BYTES / $LINES / 1e6") | $(calc '%.2f' "$p50 / 1000") | $(calc '%.2f' "$p99 / 1000") | $(calc '%.2f' "$p999 / 1000") | $cpu | $sinkcpu | $wrkcpu | $total | $counts | $others | $result | $rl | $rp | $rc |"
-    printf '{"others_cores":%s,"round":%s,"server":"%s","lines_per_sec":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"cpu_s_per_m":%s,"sinks_cpu_s_per_m":%s,"wrk_cpu_s_per_m":%s,"total_cpu_s_per_m":%s,"sink_bodies":"%s","requests":%s,"result":"%s"}\n' \
-        "$others" "$round" "$kind" "$lps" "$p50" "$p99" "$p999" "$cpu" "$sinkcpu" "$wrkcpu" "$total" "$counts" "$reqs" "$result" >>"$RESULTS"
+    row "| $round | $kind | $(calc '%.3f' "$lps / 1e6") M | $(calc '%.0f' "$lps * $BODY_BYTES / $LINES / 1e6") | $(calc '%.2f' "$p50 / 1000") | $(calc '%.2f' "$p99 / 1000") | $(calc '%.2f' "$p999 / 1000") | $cpu | $sinkcpu | $wrkcpu | $total | $counts | $softirq_cores | $others | $result | $rl | $rp | $rc | $rt |"
+    printf '{"softirq_cores":%s,"others_cores":%s,"round":%s,"server":"%s","lines_per_sec":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"cpu_s_per_m":%s,"sinks_cpu_s_per_m":%s,"wrk_cpu_s_per_m":%s,"total_cpu_s_per_m":%s,"sink_bodies":"%s","requests":%s,"result":"%s"}\n' \
+        "$softirq_cores" "$others" "$round" "$kind" "$lps" "$p50" "$p99" "$p999" "$cpu" "$sinkcpu" "$wrkcpu" "$total" "$counts" "$reqs" "$result" >>"$RESULTS"
 }
 
-row "| round | server | lines/s | MB/s | p50 ms | p99 ms | p99.9 ms | server CPU s/M lines | sinks CPU s/M | wrk CPU s/M | pipeline CPU s/M | bodies per sink ÷ answers | other work, cores | result | lines/s ×HAProxy | p99 ×HAProxy | CPU ×HAProxy |"
-row "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|"
+row "| round | server | lines/s | MB/s | p50 ms | p99 ms | p99.9 ms | server CPU s/M lines | sinks CPU s/M | wrk CPU s/M | pipeline CPU s/M | bodies per sink ÷ answers | ksoftirqd, cores | other work, cores | result | lines/s ×HAProxy | p99 ×HAProxy | CPU ×HAProxy | HAProxy's pipeline CPU ÷ this one's |"
+row "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"
 for round in $(seq "$ROUNDS"); do
     # HAProxy first (the ratios need it), the others in an order rotated each round.
     order=()
