@@ -25,12 +25,15 @@
 # outage-slow-paced (the same with catch-up-live-percent = 50), and spool-disk (the
 # spool's append and replay rates against dd on the same disk).
 #
+# scripts/bench-wrk.sh is http-1000x32 under wrk with nginx sinks, with nginx as a
+# two-backend forwarder beside HAProxy (BENCHMARKS.md, "Large bodies").
+#
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
 # here is stopped on exit. Raw results stay in target/bench/<timestamp>/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
