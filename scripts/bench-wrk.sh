@@ -353,7 +353,7 @@ open(sys.argv[1], "w").write("%.3f\n" % (r.ru_utime + r.ru_stime))
     for i in $(seq "$NSINKS"); do
         local log=$RUN/sink$i/access.log bad got
         bad=$(awk '$1 != 204 || $3 < $2' "$log" | wc -l)
-        got=$(awk -v b="$BODY_BYTES" '$1 == 204 {n += $2} END {printf "%.3f", n / b}' "$log")
+        got=$(awk -v b="$BODY_BYTES" '$1 == 204 {n += $2} END {printf (n % b ? "%.3f" : "%d"), n / b}' "$log")
         counts+="${counts:+ / }$got"
         [ "$bad" -eq 0 ] || why+="sink$i: $bad requests not answered 204 or not read whole; "
         awk "BEGIN{exit !($got >= $reqs && $got <= $reqs + $CONNS)}" ||
