@@ -28,6 +28,9 @@
 # outage-slow-paced (the same with catch-up-live-percent = 50), and spool-disk (the
 # spool's append and replay rates against dd on the same disk).
 #
+# scripts/bench-wrk.sh is http-1000x32 under wrk with nginx sinks, with nginx as a
+# two-backend forwarder beside HAProxy (BENCHMARKS.md, "Large bodies").
+#
 # Everything listens on 127.0.0.1 on ports the OS hands out; every process started
 # here is stopped on exit. Raw results stay in target/bench/<timestamp>/, with
 # results.json (the figures of the HTTP and UDP rows) and charts drawn from it by
@@ -36,7 +39,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
+# The header comment above, up to the first line that is not a comment.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 DURATION=5s
 RELAY_CMD=${RELAY_CMD:-'target/release/influx-relay -config {config}'}
