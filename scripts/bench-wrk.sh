@@ -64,7 +64,7 @@ while [ $# -gt 0 ]; do
         --bundled) BUNDLED=1 ;;
         --perf) PERF=1 ;;
         --relay-cmd) RELAY_CMD=$2; shift ;;
-        --alt-relay-cmd) ALT_RELAY_CMD=$2; ONLY+=,relay-alt; shift ;;
+        --alt-relay-cmd) ALT_RELAY_CMD=$2; shift ;;
         --no-build) BUILD=0 ;;
         --out) OUT=$2; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -72,6 +72,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# An A/B run measures relay-alt too, once, whether or not --only named it.
+[ -z "${ALT_RELAY_CMD:-}" ] || [[ ",$ONLY," == *,relay-alt,* ]] || ONLY+=,relay-alt
 [[ $DURATION =~ ^[0-9]+s$ ]] || { echo "error: --duration takes whole seconds (5s)" >&2; exit 2; }
 IFS=, read -r -a SERVERS <<<"$ONLY"
 
