@@ -78,4 +78,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 say "cargo test --workspace"
 cargo test --workspace
 
+# Every fuzz target built and run for a few seconds, so none of them rots; give
+# scripts/fuzz.sh minutes per target to search for real.
+say "scripts/fuzz.sh --seconds 4"
+scripts/fuzz.sh --seconds 4
+
 say "all checks passed"
