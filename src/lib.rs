@@ -1,20 +1,34 @@
 //! influx-relay: InfluxDB 1.x writes in, the same writes out to every backend.
 //!
-//! Data flow, one arrow per module boundary:
+//! One write's way through the code, each arrow a module boundary, every import
+//! pointing down this page:
 //!
 //! ```text
-//! socket (net) → event loop (event_loop, TLS in tls) → HTTP request (http) / datagram (udp)
-//!   → line scan + timestamp stamping (lineproto) → one Arc-shared Batch (batch)
-//!   → bounded channel per backend → backend worker (backend) ⇄ spool (spool)
-//!   → outcome back to the owning loop over a channel + mio::Waker → client answer
+//! relay          starts it all: backends, then one event loop per thread (state.rs: what they share)
+//!   │
+//! net            SO_REUSEPORT listening sockets (tls wraps HTTPS ones)
+//!   ▼
+//! event_loop     mio loop: accept, read, frame (conn.rs), route, answer, deadlines
+//!   ├─▶ http     request head and body framing, /write checks, /query classes, answers
+//!   │     ▼
+//!   │   lineproto   line scan, grammar, timestamp stamping (sans-I/O)
+//!   │     ▼
+//!   │   batch    one Arc-shared Batch per request; AckTracker turns outcomes into the answer
+//!   │     ▼
+//!   │   applied  the change's number: what each backend has not finished (read-your-writes)
+//!   │     ▼
+//!   ├─▶ backend  per output: bounded channel → sender threads → HTTP client,
+//!   │     │      or overflow → queue → replay thread; outcome back over LoopNotifier
+//!   │     ▼
+//!   │   spool    segment files, records, recovery, group commit (sans-network)
+//!   └─▶ udp      per-loop datagram sockets → scan → pack → output threads
+//!
+//! metrics (counters, written by their thread) and observe (/health, /status,
+//! /metrics, the status page) read state; config is read by all and reads none.
 //! ```
 //!
-//! `/query` statements travel the same path as writes (a batch of another kind); reads
-//! are proxied by the loop itself to one in-sync backend (`event_loop::proxy`).
-//! Counters live in `metrics` (written by their owning thread, summed on read) and are
-//! rendered by `observe` for `/health`, `/status` and `/metrics`; `relay` starts and
-//! stops everything, `config` is read by all and reads none.
-//!
+//! `/query` statements travel the write path as a batch of another kind; reads are
+//! proxied by the loop itself to one up-to-date backend (`event_loop::proxy`).
 //! Every stage downstream of the loop is sans-I/O or owns its own thread: the scanner
 //! and the spool know nothing of sockets, and backends know nothing of the HTTP server.
 
