@@ -10,6 +10,81 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Accept backlog per loop socket; the kernel caps it at `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// Every source an event loop registers, by its `mio::Token`: one map for the whole
+/// loop, so that what a token is can be read off it.
+///
+/// | tokens | source |
+/// |---|---|
+/// | `0 .. MAX_LISTENERS` | HTTP listener `i` |
+/// | `UDP_BASE .. UDP_BASE + MAX_LISTENERS` | UDP listener `i` |
+/// | `FIRST_CONN ..` | client connections and backend connections for reads, numbered in order and never reused, so a stale event cannot reach a newer connection |
+/// | `WAKER` | the loop's waker (completions from backends, shutdown) |
+pub mod token {
+    use mio::Token;
+
+    /// More listeners of one kind than any configuration has (1 024).
+    pub const MAX_LISTENERS: usize = 1 << 10;
+    const UDP_BASE: usize = 1 << 19;
+    /// The first connection's token; later ones count up from here.
+    pub const FIRST_CONN: usize = 1 << 20;
+    pub const WAKER: Token = Token(usize::MAX - 1);
+
+    /// What a token stands for.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Source {
+        HttpListener(usize),
+        UdpListener(usize),
+        Waker,
+        /// A client connection or a backend connection for a read: the loop's maps say which.
+        Connection(usize),
+        /// Nothing the loop registers (a bug or a stale event).
+        Unknown,
+    }
+
+    pub fn http_listener(i: usize) -> Token {
+        debug_assert!(i < MAX_LISTENERS);
+        Token(i)
+    }
+
+    pub fn udp_listener(i: usize) -> Token {
+        debug_assert!(i < MAX_LISTENERS);
+        Token(UDP_BASE + i)
+    }
+
+    pub fn source(token: Token) -> Source {
+        match token.0 {
+            _ if token == WAKER => Source::Waker,
+            t if t < MAX_LISTENERS => Source::HttpListener(t),
+            t if (UDP_BASE..UDP_BASE + MAX_LISTENERS).contains(&t) => {
+                Source::UdpListener(t - UDP_BASE)
+            }
+            t if t >= FIRST_CONN => Source::Connection(t),
+            _ => Source::Unknown,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_token_reads_back_as_what_it_was_made_for() {
+            for i in [0, 1, MAX_LISTENERS - 1] {
+                assert_eq!(source(http_listener(i)), Source::HttpListener(i));
+                assert_eq!(source(udp_listener(i)), Source::UdpListener(i));
+            }
+            assert_eq!(source(WAKER), Source::Waker);
+            assert_eq!(source(Token(FIRST_CONN)), Source::Connection(FIRST_CONN));
+            assert_eq!(
+                source(Token(FIRST_CONN + 7)),
+                Source::Connection(FIRST_CONN + 7)
+            );
+            assert_eq!(source(Token(MAX_LISTENERS)), Source::Unknown);
+            const { assert!(UDP_BASE + MAX_LISTENERS < FIRST_CONN) };
+        }
+    }
+}
+
 /// Make sure no other socket holds `addr` before the loops bind it, and give back the
 /// address they should bind (a port 0 becomes the port the kernel chose, so that every
 /// loop shares one).

@@ -22,6 +22,7 @@ use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
 use crate::http::request::{self, BodyKind, Head, HeadScanner, Method, Reject};
 use crate::http::{auth, query, response, write};
+use crate::net::token::{self, Source};
 use crate::state::Shared;
 
 mod conn;
@@ -33,11 +34,6 @@ use proxy::Upstream;
 /// How often parked reads look again for an up-to-date backend. Backends finish
 /// changes on their own threads without telling this loop, so it looks.
 const PARKED_RECHECK: Duration = Duration::from_millis(1);
-
-/// Token of the loop's waker; listeners use their index, connections start at
-/// `FIRST_CONN` and are never reused, so a stale event can never hit a new connection.
-const WAKER: Token = Token(usize::MAX - 1);
-const FIRST_CONN: usize = 1 << 20;
 
 /// Reads per connection per turn before others get theirs.
 const READ_BUDGET: usize = 16;
@@ -95,11 +91,11 @@ impl EventLoop {
                 )
             })?;
             poll.registry()
-                .register(&mut listener, Token(i), Interest::READABLE)?;
+                .register(&mut listener, token::http_listener(i), Interest::READABLE)?;
             listeners.push(Some(listener));
         }
         let udp = crate::udp::LoopSocket::bind_all(poll.registry(), &shared.udp, id)?;
-        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let waker = mio::Waker::new(poll.registry(), token::WAKER)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let notifier = Arc::new(LoopNotifier::new(tx, waker));
         let now = Instant::now();
@@ -113,7 +109,7 @@ impl EventLoop {
             upstreams: HashMap::new(),
             scratch: vec![0; READ_CHUNK],
             next_reader: id,
-            next_token: FIRST_CONN,
+            next_token: token::FIRST_CONN,
             notifier: notifier.clone(),
             completions: rx,
             next_request: 0,
@@ -152,7 +148,7 @@ impl EventLoop {
             }
             for event in events.iter() {
                 let token = event.token();
-                if token == WAKER {
+                if token == token::WAKER {
                     self.drain_completions();
                     continue;
                 }
@@ -189,13 +185,22 @@ impl EventLoop {
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
-        if token.0 < self.listeners.len() {
-            self.accept(token.0);
-        } else if let Some(i) = crate::udp::listener_of(token, self.udp.len()) {
-            if self.udp[i].drain(&self.shared.udp[i], self.now_ns) {
-                self.again.push(token);
+        match token::source(token) {
+            Source::HttpListener(i) if i < self.listeners.len() => {
+                self.accept(i);
+                return;
             }
-        } else if let Some(conn) = self.conns.get_mut(&token.0) {
+            Source::UdpListener(i) if i < self.udp.len() => {
+                if self.udp[i].drain(&self.shared.udp[i], self.now_ns) {
+                    self.again.push(token);
+                }
+                return;
+            }
+            Source::Connection(_) => {}
+            // The waker is read in `run`; anything else is not ours.
+            _ => return,
+        }
+        if let Some(conn) = self.conns.get_mut(&token.0) {
             conn.readable |= readable;
             conn.writable |= writable;
             self.drive(token.0);
@@ -285,7 +290,7 @@ impl EventLoop {
                 }
             }
         }
-        self.again.push(Token(index));
+        self.again.push(token::http_listener(index));
     }
 
     /// Serve one connection as far as its readiness and budget allow.

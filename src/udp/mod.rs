@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 
 use crate::config::UdpConfig;
 use crate::metrics::UdpListenerStats;
@@ -46,10 +46,6 @@ pub const RECV_BUDGET: usize = 64;
 /// A batch is handed to the outputs once it holds this much (128 KiB), even mid-drain,
 /// so one drain of large datagrams does not become one huge message.
 const BATCH_FLUSH_BYTES: usize = 128 * 1024;
-
-/// Tokens of UDP sockets are `TOKEN_BASE + listener index`: above HTTP listeners (their
-/// index) and below connections (from `1 << 20`).
-pub const TOKEN_BASE: usize = 1 << 19;
 
 /// State every loop reads for one `[[udp]]` listener.
 pub struct UdpListener {
@@ -134,11 +130,6 @@ pub fn start(configs: &[UdpConfig], threads: usize) -> io::Result<(Vec<UdpListen
     ))
 }
 
-/// The listener index of a UDP socket's token, if it is one.
-pub fn listener_of(token: Token, listeners: usize) -> Option<usize> {
-    token.0.checked_sub(TOKEN_BASE).filter(|&i| i < listeners)
-}
-
 /// One event loop's socket for one UDP listener.
 pub struct LoopSocket {
     /// `None` once shutdown began.
@@ -171,7 +162,11 @@ impl LoopSocket {
                     error = e
                 );
             }
-            registry.register(&mut socket, Token(TOKEN_BASE + i), Interest::READABLE)?;
+            registry.register(
+                &mut socket,
+                crate::net::token::udp_listener(i),
+                Interest::READABLE,
+            )?;
             sockets.push(LoopSocket {
                 socket: Some(socket),
                 receiver: recv::Receiver::new(MAX_DATAGRAM + 1),
@@ -307,15 +302,6 @@ mod tests {
             precision,
             outputs,
         }
-    }
-
-    #[test]
-    fn tokens_sit_between_http_listeners_and_connections() {
-        assert_eq!(listener_of(Token(TOKEN_BASE), 2), Some(0));
-        assert_eq!(listener_of(Token(TOKEN_BASE + 1), 2), Some(1));
-        assert_eq!(listener_of(Token(TOKEN_BASE + 2), 2), None);
-        assert_eq!(listener_of(Token(3), 2), None);
-        const { assert!(TOKEN_BASE + 1000 < 1 << 20) };
     }
 
     /// A loop socket end to end without an event loop: drain with a budget, stamp,
