@@ -186,13 +186,14 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
         for o in &l.outputs {
             let _ = writeln!(
                 s,
-                "  -> {:?} {} timeout={:?} concurrency={} buffer={}MB spool={}MB{}",
+                "  -> {:?} {} timeout={:?} concurrency={} buffer={}MB spool={}MB full-queue={}{}",
                 o.name,
                 o.location.url,
                 o.timeout,
                 o.concurrency,
                 o.buffer_size >> 20,
                 o.spool_size >> 20,
+                o.full_queue_policy().as_str(),
                 if o.gzip { " gzip" } else { "" }
             );
         }

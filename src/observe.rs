@@ -96,6 +96,8 @@ pub struct BackendView<'a> {
     pub location: &'a str,
     /// `spool-size-mb` in bytes; 0 when the output has no spool.
     pub spool_limit: u64,
+    /// What happens when it cannot keep up (`FullQueuePolicy`).
+    pub full_queue: &'static str,
     pub stats: &'a BackendStats,
 }
 
@@ -136,6 +138,7 @@ impl<'a> View<'a> {
                             name: &b.name,
                             location: output.map_or("", |o| o.location.url.as_str()),
                             spool_limit: output.map_or(0, |o| o.spool_size),
+                            full_queue: output.map_or("", |o| o.full_queue_policy().as_str()),
                             stats: &b.stats,
                         }
                     })
@@ -547,6 +550,7 @@ fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
     o.num("queued_ram_bytes", s.ram_queue_bytes.get());
     o.num("queued_spool_bytes", s.spool_bytes.get());
     o.num("spool_limit_bytes", b.spool_limit);
+    o.str("full_queue_policy", b.full_queue);
     o.secs("oldest_queued_seconds", oldest_queued_seconds(s, now_ms));
     o.num("delivered_requests", s.delivered_requests.get());
     o.num("delivered_points", s.delivered_points.get());
@@ -1140,6 +1144,7 @@ mod tests {
                             name: ["a", "b", "c"][i],
                             location: "http://127.0.0.1:8086/write",
                             spool_limit: 64 << 20,
+                            full_queue: "hold-spool",
                             stats,
                         })
                         .collect(),
@@ -1267,7 +1272,7 @@ mod tests {
             r#"{"status":"pass","version":"1.2.3","time":"2023-11-14T22:13:30.000Z","uptime_seconds":61.500,"started":"2023-11-14T22:12:28.500Z","http":[{"name":"in","bind_addr":"127.0.0.1:9096","ack":"any","status":"pass","requests":5,"answers":{"2xx":4,"4xx":1,"5xx":0},"points_in":30,"#,
             r#""open_connections":3,"rejected_connections":0,"held_changes":0,"held_changes_too_long":0,"write_latency":{"count":1,"sum_seconds":1.500}"#,
             r#"{"name":"b","location":"http://127.0.0.1:8086/write","state":"down","#,
-            r#""queued_spool_bytes":0,"spool_limit_bytes":67108864,"#,
+            r#""queued_spool_bytes":0,"spool_limit_bytes":67108864,"full_queue_policy":"hold-spool","#,
             r#""delivered_requests":7,"#,
             r#""dropped_points":{"queue_full":0,"buffer_full":0,"spool_full":9,"#,
             r#""last_error":{"message":"connection refused \"x\"","at":"2023-11-14T22:13:20.123Z","age_seconds":9.877}"#,

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome, SharedBatch};
-use crate::config::HttpOutput;
+use crate::config::{FullQueuePolicy, HttpOutput};
 use crate::metrics::BackendStats;
 use client::Client;
 use overflow::*;
@@ -374,22 +374,20 @@ impl Worker {
             ..Pace::default()
         });
         let control = Arc::new(Control::default());
-        let store = if output.spool_size > 0 {
-            Some(Store::Disk {
+        let store = match output.full_queue_policy() {
+            FullQueuePolicy::HoldSpool => Some(Store::Disk {
                 spool: None,
                 dir: spool_dir
                     .join(path_safe(listener))
                     .join(path_safe(&output.name)),
                 limit: output.spool_size,
-            })
-        } else if output.buffer_size > 0 {
-            Some(Store::Ram {
+            }),
+            FullQueuePolicy::HoldRam => Some(Store::Ram {
                 jobs: Default::default(),
                 bytes: 0,
                 limit: output.buffer_size,
-            })
-        } else {
-            None
+            }),
+            FullQueuePolicy::Drop => None,
         };
         let mut worker = Worker {
             output: output.clone(),

@@ -265,6 +265,49 @@ pub struct HttpOutput {
     pub basic_auth: Option<BasicAuth>,
 }
 
+/// What the relay does when an output cannot take writes as fast as they come, decided
+/// at start-up from the output's `spool-size-mb` and `buffer-size-mb` (`--check-config`
+/// and `/status` name it). Every drop is counted under the reason given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullQueuePolicy {
+    /// No spool and no RAM buffer (the original relay's way): a write that finds the
+    /// backend's channel full, or fails, is lost for that backend (`queue_full`,
+    /// `unbuffered`); clients are never held for it.
+    Drop,
+    /// A RAM buffer: writes wait in order, clients are held while the overflow list is
+    /// past its bound, and a full buffer drops the newest write (`buffer_full`). Not an
+    /// acknowledgement: a write held only in RAM is answered once delivered.
+    HoldRam,
+    /// A spool: writes wait on disk in order, clients are held while the overflow list
+    /// is past its bound, and only a full or unwritable spool drops (`spool_full`,
+    /// `spool_error`), or age (`max_age`).
+    HoldSpool,
+}
+
+impl FullQueuePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FullQueuePolicy::Drop => "drop",
+            FullQueuePolicy::HoldRam => "hold-ram",
+            FullQueuePolicy::HoldSpool => "hold-spool",
+        }
+    }
+}
+
+impl HttpOutput {
+    /// A spool wins over a RAM buffer: a write on disk can be acknowledged, one in RAM
+    /// cannot.
+    pub fn full_queue_policy(&self) -> FullQueuePolicy {
+        if self.spool_size > 0 {
+            FullQueuePolicy::HoldSpool
+        } else if self.buffer_size > 0 {
+            FullQueuePolicy::HoldRam
+        } else {
+            FullQueuePolicy::Drop
+        }
+    }
+}
+
 /// Credentials an HTTP output sends in place of the client's `Authorization` header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BasicAuth {

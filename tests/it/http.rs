@@ -335,6 +335,8 @@ fn check_config_and_bad_files() {
     assert!(!http_outputs.is_empty(), "{summary}");
     for line in http_outputs {
         assert!(!line.contains(" spool=0MB"), "no spool: {line}");
+        // The policy decided at start is named.
+        assert!(line.contains(" full-queue=hold-spool"), "{line}");
     }
 
     let bad = dir.path().join("bad.toml");
