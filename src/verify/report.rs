@@ -155,20 +155,28 @@ pub fn table(report: &Report) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "listener {:?}: {} databases, {} measurements, {} windows in {range}; points read: {}",
+            "listener {:?}: {}, {}, {} in {range}; points read: {}",
             l.name,
-            l.databases,
-            l.measurements,
-            l.windows,
+            plural(l.databases as u64, "database"),
+            plural(l.measurements as u64, "measurement"),
+            plural(l.windows, "window"),
             points.join(", ")
         );
     }
     if report.differences.is_empty() {
         out.push_str("identical\n");
     } else {
-        let _ = writeln!(out, "{} differences", report.differences.len());
+        let _ = writeln!(
+            out,
+            "{}",
+            plural(report.differences.len() as u64, "difference")
+        );
     }
     out
+}
+
+fn plural(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A JSON string literal.
@@ -360,7 +368,7 @@ mod tests {
             text.contains("1970-01-01T00:00:00Z .. 1970-01-01T01:00:00Z  b\"       lacks 3 points: has 7, a has 10"),
             "{text}"
         );
-        assert!(text.ends_with("1 differences\n"), "{text}");
+        assert!(text.ends_with("1 difference\n"), "{text}");
     }
 
     #[test]
