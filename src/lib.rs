@@ -50,3 +50,4 @@ pub mod spool;
 pub mod state;
 pub mod tls;
 pub mod udp;
+pub mod verify;

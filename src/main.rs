@@ -8,6 +8,7 @@ use influx_relay::relay::Relay;
 
 const USAGE: &str = "\
 usage: influx-relay [-config FILE | --config FILE] [--check-config]
+       influx-relay verify --config FILE [...]   (compare the backends; verify --help)
        influx-relay --version | --help
 
 Relays InfluxDB 1.x writes (HTTP /write and UDP) to every configured backend.
@@ -85,6 +86,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
+    }
+    // A subcommand of its own: it reads the backends and exits, the relay never starts.
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("verify") {
+        return influx_relay::verify::main(raw);
     }
     let args = match parse_args() {
         Ok(Parsed::Run(args)) => args,

@@ -163,6 +163,129 @@ impl Client {
         self.exchange(&[]).inspect_err(|_| self.conn = None)
     }
 
+    /// `GET <path>` (query string included) whose answer body is handed to `sink` piece
+    /// by piece as it arrives, with the status, instead of being collected: a query
+    /// answer can be far larger than [`MAX_RESPONSE`]. `timeout` bounds each wait for
+    /// bytes rather than the whole answer, since a long answer that keeps coming is
+    /// healthy. When `sink` returns `false` the connection is dropped (the rest of the
+    /// answer is not wanted) and the status is returned as if the body had ended.
+    pub fn get_streamed(
+        &mut self,
+        path: &str,
+        auth: Option<&[u8]>,
+        sink: &mut dyn FnMut(u16, &[u8]) -> bool,
+    ) -> Result<u16, SendError> {
+        self.head.clear();
+        let _ = write!(
+            self.head,
+            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n",
+            self.location.host, self.location.port
+        );
+        if let Some(auth) = auth {
+            self.head.extend_from_slice(b"Authorization: ");
+            self.head.extend_from_slice(auth);
+            self.head.extend_from_slice(b"\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
+        let reused = self.conn.is_some();
+        let mut answered = false;
+        match self.stream_exchange(sink, &mut answered) {
+            // As in `post`: an idle keep-alive connection closed by the backend fails
+            // before any answer; a GET is safe to send again, but only while nothing
+            // has reached `sink`.
+            Err(SendError::Io(_)) if reused && !answered => {
+                self.conn = None;
+                self.stream_exchange(sink, &mut answered)
+            }
+            other => other,
+        }
+        .inspect_err(|_| self.conn = None)
+    }
+
+    /// `answered` is set once the first byte of an answer has arrived.
+    fn stream_exchange(
+        &mut self,
+        sink: &mut dyn FnMut(u16, &[u8]) -> bool,
+        answered: &mut bool,
+    ) -> Result<u16, SendError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect()?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(SendError::BadResponse("no connection"));
+        };
+        let idle = self.timeout;
+        write_all_vectored(conn, &self.head, &[]).map_err(io_error)?;
+        conn.flush().map_err(io_error)?;
+        self.rbuf.clear();
+        let (status, head_len, framing, close) = loop {
+            read_more(conn, &mut self.rbuf, Instant::now() + idle)?;
+            *answered = true;
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.rbuf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let (framing, close) = framing_of(resp.version, resp.headers, status)?;
+                    if (100..200).contains(&status) {
+                        self.rbuf.drain(..n);
+                        continue;
+                    }
+                    break (status, n, framing, close);
+                }
+                Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_RESPONSE => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(SendError::BadResponse("response head too large"))
+                }
+                Err(_) => return Err(SendError::BadResponse("malformed response head")),
+            }
+        };
+        self.rbuf.drain(..head_len);
+        let mut wanted = true;
+        let mut feed = |bytes: &[u8]| {
+            if wanted && !bytes.is_empty() {
+                wanted = sink(status, bytes);
+            }
+            wanted
+        };
+        let complete = match framing {
+            Framing::Length(mut left) => loop {
+                let n = left.min(self.rbuf.len());
+                if !feed(&self.rbuf[..n]) {
+                    break false;
+                }
+                left -= n;
+                self.rbuf.clear();
+                if left == 0 {
+                    break true;
+                }
+                read_more(conn, &mut self.rbuf, Instant::now() + idle)?;
+            },
+            Framing::Chunked => stream_chunked(conn, &mut self.rbuf, idle, &mut feed)?,
+            Framing::UntilClose => loop {
+                if !feed(&self.rbuf) {
+                    break false;
+                }
+                self.rbuf.clear();
+                match read_more(conn, &mut self.rbuf, Instant::now() + idle) {
+                    Ok(()) => {}
+                    Err(SendError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        break false
+                    }
+                    Err(e) => return Err(e),
+                }
+            },
+        };
+        if !complete || close {
+            self.conn = None;
+        }
+        // An empty body still tells the caller the status.
+        if wanted {
+            sink(status, &[]);
+        }
+        Ok(status)
+    }
+
     fn build_head(&mut self, path: &str, query: &str, auth: Option<&[u8]>, len: usize, gzip: bool) {
         let loc = &self.location;
         self.head.clear();
@@ -410,6 +533,56 @@ fn read_chunked(
         }
         body.extend_from_slice(&buf[pos..pos + size]);
         pos += size + 2;
+    }
+}
+
+/// The chunked body that starts at `buf[0]`, handed to `feed` as it arrives; `Ok(true)`
+/// when the last chunk was read, `Ok(false)` when `feed` wanted no more. Only the bytes
+/// of one read are held at a time, whatever the chunk sizes.
+fn stream_chunked(
+    conn: &mut Stream,
+    buf: &mut Vec<u8>,
+    idle: Duration,
+    feed: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<bool, SendError> {
+    loop {
+        let line_end = loop {
+            if let Some(i) = memchr::memmem::find(buf, b"\r\n") {
+                break i;
+            }
+            if buf.len() > 1024 {
+                return Err(SendError::BadResponse("bad chunk size line"));
+            }
+            read_more(conn, buf, Instant::now() + idle)?;
+        };
+        let size_text = std::str::from_utf8(&buf[..line_end])
+            .map_err(|_| SendError::BadResponse("bad chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let mut left = usize::from_str_radix(size_text, 16)
+            .map_err(|_| SendError::BadResponse("bad chunk size"))?;
+        buf.drain(..line_end + 2);
+        if left == 0 {
+            // Trailers are not used by InfluxDB; whatever follows is not waited for.
+            return Ok(true);
+        }
+        while left > 0 {
+            if buf.is_empty() {
+                read_more(conn, buf, Instant::now() + idle)?;
+            }
+            let n = left.min(buf.len());
+            if !feed(&buf[..n]) {
+                return Ok(false);
+            }
+            buf.drain(..n);
+            left -= n;
+        }
+        while buf.len() < 2 {
+            read_more(conn, buf, Instant::now() + idle)?;
+        }
+        if &buf[..2] != b"\r\n" {
+            return Err(SendError::BadResponse("chunk not followed by CRLF"));
+        }
+        buf.drain(..2);
     }
 }
 
