@@ -25,6 +25,8 @@
 //!
 //! metrics (counters, written by their thread) and observe (/health, /status,
 //! /metrics, the status page) read state; config is read by all and reads none.
+//! verify is a command of its own (`influx-relay verify`): it reads every backend
+//! directly through backend::client and compares them.
 //! ```
 //!
 //! `/query` statements travel the write path as a batch of another kind; reads are
