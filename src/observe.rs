@@ -439,6 +439,9 @@ fn json_page(ok: bool, body: String) -> Page {
 
 /// `GET /health`: 200 `{"status":"pass",...}` or 503 `{"status":"fail",...}`, with
 /// each listener's and backend's state either way so a failing check explains itself.
+/// It ends with the fields of InfluxDB 2's own `/health` (`name`, `message`, `checks`,
+/// `version`, `commit`), so that the 2.x and 3.x client libraries' health checks,
+/// which require them, read it as a server's.
 pub fn health(view: &View) -> Page {
     let ok = view.healthy();
     let backends: usize = view.http.iter().map(|l| l.backends.len()).sum();
@@ -474,6 +477,23 @@ pub fn health(view: &View) -> Page {
         });
         o.close();
     });
+    top.str("name", "influxdb");
+    top.str(
+        "message",
+        if view.shutting_down {
+            "shutting down"
+        } else if ok {
+            "ready for queries and writes"
+        } else {
+            "a listener has no backend that is up with an empty queue"
+        },
+    );
+    top.key("checks").push_str("[]");
+    top.str("version", crate::http::response::INFLUXDB_VERSION);
+    top.str(
+        "commit",
+        concat!("influx-relay ", env!("CARGO_PKG_VERSION")),
+    );
     top.close();
     json_page(ok, out)
 }
@@ -1200,6 +1220,11 @@ mod tests {
         assert_eq!(page.status, 200);
         assert_eq!(page.content_type, JSON);
         assert!(body(&page).starts_with(r#"{"status":"pass","listeners":[{"name":"in""#));
+        let tail = format!(
+            r#"],"name":"influxdb","message":"ready for queries and writes","checks":[],"version":"{}","#,
+            crate::http::response::INFLUXDB_VERSION
+        );
+        assert!(body(&page).contains(&tail), "{}", body(&page));
 
         f.backends[0].down.set(1);
         let page = health(&f.view());

@@ -20,8 +20,9 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
+use crate::http::api::{self, Api};
 use crate::http::request::{self, BodyKind, ChunkedDecoder, Head, HeadScanner, Method, Reject};
-use crate::http::{auth, query, response, write};
+use crate::http::{auth, query, response, v2, v3, write};
 use crate::state::Shared;
 
 mod proxy;
@@ -180,6 +181,11 @@ struct Conn {
     /// When the first byte of the request being received was seen; `None` between
     /// requests. Bounds the whole head, and the body's average rate (`too_slow`).
     request_started: Option<Instant>,
+    /// The write API of the request being served: the shape of its error answers.
+    api: Api,
+    /// A 3.x write that dropped invalid lines (`accept_partial`): its client is
+    /// answered this 400 body instead of 204 once the rest is acknowledged.
+    partial: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -413,6 +419,8 @@ impl EventLoop {
                             last_input: self.now,
                             head_done: self.now,
                             request_started: None,
+                            api: Api::V1,
+                            partial: None,
                         },
                     );
                     self.again.push(Token(token));
@@ -589,6 +597,9 @@ impl EventLoop {
                         return false;
                     }
                     conn.request_started.get_or_insert(self.now);
+                    // Until this request's head is parsed, its errors are 1.x-shaped.
+                    conn.api = Api::V1;
+                    conn.partial = None;
                     let end = match conn.scanner.find_end(input) {
                         Ok(Some(end)) => end,
                         Ok(None) => {
@@ -617,6 +628,7 @@ impl EventLoop {
                     };
                     conn.rpos += end;
                     conn.head_done = self.now;
+                    conn.api = Api::of_path(&head.path);
                     // Before the body: a client without credentials costs no more than
                     // its head, however large a body it announced.
                     if !self.authorize(conn.listener, &mut head) {
@@ -695,7 +707,14 @@ impl EventLoop {
     /// client may be in the middle of sending: linger.
     fn reject(&mut self, conn: &mut Conn, reject: Reject) {
         self.count_answer(conn.listener, reject.status);
-        response::error(&mut conn.wbuf, reject.status, reject.message, "", true);
+        api::error(
+            &mut conn.wbuf,
+            conn.api,
+            reject.status,
+            reject.message,
+            "",
+            true,
+        );
         conn.close_after_flush = true;
         conn.linger = Linger::Wanted;
         conn.phase = Phase::Head;
@@ -760,7 +779,14 @@ impl EventLoop {
             .requests
             .inc();
         self.count_answer(conn.listener, 401);
-        response::error(&mut conn.wbuf, 401, auth::FAILED, auth::CHALLENGE, close);
+        api::error(
+            &mut conn.wbuf,
+            conn.api,
+            401,
+            auth::FAILED,
+            auth::CHALLENGE,
+            close,
+        );
         conn.close_after_flush |= close;
         if head.body != BodyKind::None {
             // The body it announced may be on its way.
@@ -775,7 +801,8 @@ impl EventLoop {
         let listener = &self.shared.http[conn.listener];
         listener.stats[self.id].requests.inc();
         let close = !head.keep_alive || self.shutdown_deadline.is_some();
-        let is_write = head.path == "/write" && head.method == Method::Post;
+        let is_write = head.method == Method::Post
+            && matches!(head.path.as_str(), "/write" | api::V2_WRITE | api::V3_WRITE);
         let status = match (head.path.as_str(), head.method) {
             ("/ping", Method::Get | Method::Head) => {
                 response::no_content(&mut conn.wbuf, close);
@@ -795,6 +822,33 @@ impl EventLoop {
                     e.status
                 }
             },
+            (api::V2_WRITE | api::V3_WRITE, Method::Post) => {
+                match self.write_api(conn, head, body) {
+                    Ok(Some(batch)) => {
+                        self.send_change(token, conn, batch, 0, !close);
+                        return;
+                    }
+                    Ok(None) => {
+                        response::no_content(&mut conn.wbuf, close);
+                        204
+                    }
+                    Err((status, body)) => {
+                        response::full(&mut conn.wbuf, status, api::JSON, "", &body, close, false);
+                        status
+                    }
+                }
+            }
+            (api::V2_WRITE | api::V3_WRITE, _) => {
+                api::error(
+                    &mut conn.wbuf,
+                    conn.api,
+                    405,
+                    "invalid write method",
+                    "Allow: POST\r\n",
+                    close,
+                );
+                405
+            }
             ("/query", Method::Get | Method::Post) => match self.query(token, conn, &head, &body) {
                 Ok(()) => return,
                 Err((status, message)) => {
@@ -891,6 +945,51 @@ impl EventLoop {
         Ok(Some(batch))
     }
 
+    /// Check and stamp a 2.x or 3.x write (`conn.api` says which) into the batch a
+    /// `/write` would make; `None` when it holds no points. Errors come with their
+    /// body in that API's shape. A 3.x write that dropped lines leaves its answer in
+    /// `conn.partial`.
+    fn write_api(
+        &mut self,
+        conn: &mut Conn,
+        head: Head,
+        body: Vec<u8>,
+    ) -> Result<Option<crate::batch::Batch>, (u16, Vec<u8>)> {
+        let shared = &self.shared.http[conn.listener];
+        let body = if head.gzip {
+            request::gunzip(&body, shared.config.max_body_size)
+                .map_err(|r| (r.status, api::error_body(conn.api, r.status, r.message)))?
+        } else {
+            body
+        };
+        let batch = match conn.api {
+            Api::V3 => {
+                let prepared = v3::prepare(
+                    &shared.write,
+                    &head.query,
+                    head.authorization,
+                    body,
+                    self.now_ns,
+                )
+                .map_err(|r| (r.status, r.body))?;
+                conn.partial = prepared.partial;
+                prepared.batch
+            }
+            _ => v2::prepare(
+                &shared.write,
+                &head.query,
+                head.authorization,
+                body,
+                self.now_ns,
+            )
+            .map_err(|e| (e.status, api::error_body(conn.api, e.status, &e.message)))?,
+        };
+        if let Some(batch) = &batch {
+            shared.stats[self.id].points_in.add(batch.points as u64);
+        }
+        Ok(batch)
+    }
+
     /// Hand a checked change to the backends, or hold it (and its client) while one
     /// of them is congested.
     fn send_change(
@@ -956,8 +1055,9 @@ impl EventLoop {
             if congested {
                 // Nothing was forwarded: the client may send it again.
                 let close = !change.keep_alive || self.shutdown_deadline.is_some();
-                response::error(
+                api::error(
                     &mut conn.wbuf,
+                    conn.api,
                     503,
                     "backend queue cannot keep up; retry later",
                     "Retry-After: 1\r\n",
@@ -1080,11 +1180,31 @@ impl EventLoop {
                 );
                 200
             }
-            Answer::NoContent => {
-                response::no_content(&mut conn.wbuf, close);
-                204
+            Answer::NoContent => match conn.partial.take() {
+                Some(body) => {
+                    response::full(&mut conn.wbuf, 400, api::JSON, "", &body, close, false);
+                    400
+                }
+                None => {
+                    response::no_content(&mut conn.wbuf, close);
+                    204
+                }
+            },
+            Answer::Error { status, body } => {
+                // Backends answer in their own API's shape; the client reads its own.
+                let body = api::reshape(conn.api, status, &body).map_or(body, Arc::from);
+                response::full(
+                    &mut conn.wbuf,
+                    status,
+                    "application/json",
+                    "",
+                    &body,
+                    close,
+                    false,
+                );
+                status
             }
-            Answer::Body { status, body } | Answer::Error { status, body } => {
+            Answer::Body { status, body } => {
                 response::full(
                     &mut conn.wbuf,
                     status,
@@ -1175,7 +1295,7 @@ impl EventLoop {
         for token in timed_out {
             if let Some(mut conn) = self.conns.remove(&token) {
                 self.count_answer(conn.listener, 408);
-                response::error(&mut conn.wbuf, 408, "request timed out", "", true);
+                api::error(&mut conn.wbuf, conn.api, 408, "request timed out", "", true);
                 conn.close_after_flush = true;
                 conn.linger = Linger::Wanted;
                 conn.phase = Phase::Head;

@@ -17,3 +17,4 @@ mod status_page;
 mod tls;
 mod udp;
 mod util;
+mod write_apis;
