@@ -1096,7 +1096,13 @@ impl EventLoop {
         let batch = Arc::new(batch);
         let request = self.next_request;
         self.next_request += 1;
+        let mut sent = 0;
         for (i, backend) in shared.backends.iter().enumerate() {
+            if batch.kind == crate::batch::Kind::Statement && !backend.takes_statements {
+                // No InfluxQL there: not sent, so never unfinished there either.
+                continue;
+            }
+            sent += 1;
             let reply = Reply {
                 notifier: self.notifier.clone(),
                 token: token as u64,
@@ -1108,10 +1114,21 @@ impl EventLoop {
                 reply: Some(reply),
             });
         }
+        if sent == 0 {
+            // A statement and no output runs InfluxQL: nothing to wait for. Answered
+            // through the loop's own completion channel like any other, as run.
+            sent = 1;
+            self.notifier.notify(Completion {
+                token: token as u64,
+                request,
+                backend: 0,
+                outcome: crate::batch::Outcome::Delivered,
+            });
+        }
         InFlight {
             request,
             seq,
-            tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
+            tracker: AckTracker::new(shared.config.ack, sent),
             // A client waits at most the largest output timeout (checked
             // every TICK); backends still busy then finish in the background.
             deadline: self.now + shared.answer_timeout,
