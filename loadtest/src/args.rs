@@ -69,6 +69,9 @@ pub struct SinkConfig {
     pub fail_status: Option<u16>,
     /// Sleep this long before answering each write (`--delay-ms`).
     pub delay: Duration,
+    /// Writes must carry `Authorization: Token <this>` (`--token`), as an InfluxDB 2.x
+    /// or 3.x server with a token would demand.
+    pub token: Option<String>,
 }
 
 /// Timestamp precision of generated lines, sent as `precision=` when given.
@@ -206,7 +209,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
 pub const USAGE: &str = "\
 usage:
   loadtest --version | --help
-  loadtest sink --http ADDR [--udp ADDR] [--fail-status CODE] [--delay-ms MS]
+  loadtest sink --http ADDR [--udp ADDR] [--fail-status CODE] [--delay-ms MS] [--token T]
   loadtest run  --target http://HOST:PORT [--udp HOST:PORT] [--udp-only]
                 [--duration 10s | --requests N] [--connections 32] [--lines 100]
                 [--rate REQ_PER_SEC] [--udp-rate DGRAMS_PER_SEC] [--series 1000]
@@ -276,6 +279,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
     let mut udp = None;
     let mut fail_status = None;
     let mut delay = Duration::ZERO;
+    let mut token = None;
     while let Some(arg) = flags.next_flag() {
         let (flag, inline) = split_inline(arg);
         let mut value = || match inline {
@@ -287,6 +291,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
             "--udp" => udp = Some(parse_addr(flag, value()?)?),
             "--fail-status" => fail_status = Some(parse_status(flag, value()?)?),
             "--delay-ms" => delay = Duration::from_millis(parse_num(flag, value()?)?),
+            "--token" => token = Some(value()?.to_string()),
             _ => return err(format!("unknown flag `{arg}` for sink")),
         }
     }
@@ -298,6 +303,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
         udp,
         fail_status,
         delay,
+        token,
     })
 }
 
