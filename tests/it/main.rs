@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod http;
 mod observe;
+mod outputs;
 mod query;
 mod recovery;
 mod status_page;
