@@ -250,7 +250,7 @@ fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::Qu
         name: output.name.clone(),
         addr,
         host_header: format!("{host}:{}", loc.port),
-        path: crate::backend::query_path_of(&loc.path),
+        path: crate::backend::api::query_path(output),
         authorization: output.own_authorization(),
     }
 }

@@ -13,8 +13,21 @@
 //!   InfluxDB 1.8+'s 2.x API reads, when the output sends no credentials of its own
 //!   and the client sent no header.
 
-use crate::config::OutputApi;
+use crate::config::{HttpOutput, OutputApi, V2_WRITE_PATH, V3_WRITE_PATH};
 use crate::http::write::{percent_encode_into, query_pairs};
+
+/// Where an output answers 1.x `/query` requests: beside its `/write` for a 1.x output
+/// (`super::query_path_of`), and at `/query` under the same prefix for 2.x and 3.x
+/// outputs, whose 1.x compatibility endpoint it is (`/api/v2/query` is Flux).
+pub fn query_path(output: &HttpOutput) -> String {
+    let path = &output.location.path;
+    let prefix = match output.api {
+        OutputApi::V1 => return super::query_path_of(path),
+        OutputApi::V2 { .. } => path.strip_suffix(V2_WRITE_PATH),
+        OutputApi::V3 => path.strip_suffix(V3_WRITE_PATH),
+    };
+    format!("{}/query", prefix.unwrap_or(""))
+}
 
 /// What a write becomes for a 2.x or 3.x backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +155,28 @@ mod tests {
                 (t.query, t.scale),
                 (format!("db=d&precision={v3_name}"), scale)
             );
+        }
+    }
+
+    #[test]
+    fn reads_go_to_the_1x_compatible_query_path() {
+        let output = |url: &str, org: Option<&str>| {
+            let mut text = format!(
+                "[[http]]\nbind-addr = \"127.0.0.1:1\"\n[[http.output]]\nlocation = \"{url}\"\n"
+            );
+            if let Some(org) = org {
+                text.push_str(&format!("org = \"{org}\"\n"));
+            }
+            crate::config::parse(&text).unwrap().http[0].outputs[0].clone()
+        };
+        for (url, org, want) in [
+            ("http://h:1/write", None, "/query"),
+            ("http://h:1/p/write", None, "/p/query"),
+            ("http://h:1/api/v2/write", Some("o"), "/query"),
+            ("http://h:1/p/api/v2/write", Some("o"), "/p/query"),
+            ("http://h:1/api/v3/write_lp", None, "/query"),
+        ] {
+            assert_eq!(query_path(&output(url, org)), want, "{url}");
         }
     }
 
