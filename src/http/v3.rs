@@ -115,8 +115,8 @@ pub fn prepare(
     now_ns: i64,
 ) -> Result<Prepared, Refused> {
     let params = params(query)?;
-    let (body, partial) = match lineproto::check_body(&body) {
-        Ok(_) => (body, None),
+    let (body, partial, info) = match lineproto::check_body(&body) {
+        Ok(info) => (body, None, info),
         Err(e) if !params.accept_partial => {
             return Err(Refused {
                 status: 400,
@@ -129,7 +129,11 @@ pub fn prepare(
         Err(_) => {
             let (valid, lines) = drop_invalid_lines(&body);
             let partial = v3_rejected_body("partial write of line protocol occurred", &lines);
-            (valid, Some(partial))
+            // The valid lines pass on their own; only a line that split differently
+            // alone could fail, and then the whole write is refused.
+            let info = lineproto::check_body(&valid)
+                .map_err(|e| invalid(&format!("unable to parse points: {e}")))?;
+            (valid, Some(partial), info)
         }
     };
     let body = if params.auto {
@@ -142,12 +146,12 @@ pub fn prepare(
     } else {
         body
     };
-    let batch =
-        write::prepare(settings, &params.query, authorization, body, now_ns).map_err(|e| {
-            Refused {
-                status: e.status,
-                body: crate::http::api::error_body(crate::http::api::Api::V3, e.status, &e.message),
-            }
+    // The body was checked above, once: rescaling keeps every line (one out per line
+    // in) and so every point, and `info` still holds.
+    let batch = write::prepare_checked(settings, &params.query, authorization, body, info, now_ns)
+        .map_err(|e| Refused {
+            status: e.status,
+            body: crate::http::api::error_body(crate::http::api::Api::V3, e.status, &e.message),
         })?;
     if batch.is_none() {
         if let Some(body) = partial {
