@@ -344,7 +344,10 @@ fn two_v3_outputs_get_every_write_converted_and_no_statement() {
     // No InfluxQL on a 3.x output: the statement is answered, and sent nowhere.
     let r = post(addr, "/query?q=CREATE+DATABASE+d", "");
     assert_eq!(r.status, 200, "{}", r.body_str());
-    assert_eq!(r.body_str().trim_end(), r#"{"results":[{"statement_id":0}]}"#);
+    assert_eq!(
+        r.body_str().trim_end(),
+        r#"{"results":[{"statement_id":0}]}"#
+    );
     for s in [&a, &b] {
         let st = s.stats();
         assert_eq!(st.requests, st.writes + st.pings, "{}", st.to_json());
