@@ -21,7 +21,11 @@
 #
 # Workloads (names for --only): http-100x32 http-1000x32 http-100x128 http-1000x128
 # http-10x2000 gzip-1000x32 one-output-100x32 udp-max udp-100k slow-sink-100x32
-# ram-buffer-64m idle-10k. HTTP ones run HAProxy first, then the relay.
+# ram-buffer-64m idle-10k api-v1-100x32 api-v2-100x32 api-v3-100x32 api-v2-out-100x32.
+# HTTP ones run HAProxy first, then the relay; the api-* ones (the write APIs of
+# InfluxDB 1.x, 2.x and 3.x in and out) run the relay only, one after the other, and
+# compare each with api-v1-100x32 of the same round (API_ROUNDS rounds, default 3;
+# the api-* ones run only when api-v1-100x32 is wanted too).
 # Run only when named (`outage` names all six): outage-down outage-down-all
 # outage-slow (a backend stopped or slowed for 8 s at full load, spool on both
 # outputs; BENCHMARKS.md, "A backend down at full load"), outage-down-paced and
@@ -184,10 +188,13 @@ RELAY_PID=""
 # added to every HTTP output (a spool).
 RELAY_ACK=any
 OUTPUT_EXTRA=""
+# The outputs' write path: /api/v2/write or /api/v3/write_lp make them 2.x or 3.x
+# outputs (OUTPUT_EXTRA then adds org).
+OUTPUT_PATH=/write
 relay_config() { # file outputs buffer_mb
     local outs="" n
     for n in $(seq "$2"); do
-        outs+="  { name = \"s$n\", location = \"http://${SINK_HTTP[s$n]}/write\", timeout = \"10s\", concurrency = $CONCURRENCY, buffer-size-mb = $3$OUTPUT_EXTRA },"$'\n'
+        outs+="  { name = \"s$n\", location = \"http://${SINK_HTTP[s$n]}$OUTPUT_PATH\", timeout = \"10s\", concurrency = $CONCURRENCY, buffer-size-mb = $3$OUTPUT_EXTRA },"$'\n'
     done
     cat >"$1" <<CONF
 threads = $CORES
@@ -298,7 +305,7 @@ record_http() { # workload server lines conns outputs args...
           connections: $conns, outputs: $outputs, gzip: $gzip, lines_per_sec: $lps,
           p99_ms: ($p99 / 1000), cpu_s_per_m_lines: $cpu}' >>"$RESULTS"
 }
-declare -A HA_LPS HA_P99 HA_CPU HA_RSS RELAY_LPS
+declare -A HA_LPS HA_P99 HA_CPU HA_RSS RELAY_LPS RELAY_CPU
 row() { printf '%s\n' "$1" | tee -a "$TABLE"; }
 row "| workload | server | lines/s | MB/s | p50 ms | p99 ms | p99.9 ms | CPU s/M lines | peak RSS MiB | lines: acked / sink s1 / sink s2 | result | lines/s ×HAProxy | p99 ×HAProxy | CPU ×HAProxy |"
 row "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"
@@ -397,6 +404,7 @@ relay_http() { # name lines conns outputs compare-to args...
     stop "$RELAY_PID"
     record_http "$name" "$LABEL" "$lines" "$conns" "$outputs" "$@"
     RELAY_LPS[$name]=$LPS
+    RELAY_CPU[$name]=$CPU_PER_M
     row "$(http_cells "$name" relay) | $COUNTS | $RESULT | $(ratio "$LPS" "${HA_LPS[$base]:-}") | $(ratio "$(jq .p99_us "$J")" "${HA_P99[$base]:-}") | $(ratio "$CPU_PER_M" "${HA_CPU[$base]:-}") |"
 }
 
@@ -416,6 +424,41 @@ done
 if wanted one-output-100x32; then
     say "one-output-100x32: the relay with only sink s1"
     relay_http one-output-100x32 100 32 1 http-100x32
+fi
+
+# Write APIs (issue 13): the same load in through /write, /api/v2/write and
+# /api/v3/write_lp, then in through /write and out to both sinks' /api/v2/write; each
+# compared with the /write run of its round (lines/s and CPU per line; target within
+# 10%). A shared machine's noise is larger than that from one 5 s run to the next, so
+# the four run back to back, API_ROUNDS times (default 3), and the median of the
+# per-round ratios is what counts.
+API_ROUNDS=${API_ROUNDS:-3}
+declare -A API_LPS_RATIOS API_CPU_RATIOS
+api_workload() { # name round output-path output-extra loadtest-args...
+    local name=$1 round=$2
+    OUTPUT_PATH=$3 OUTPUT_EXTRA=$4
+    shift 4
+    say "$name (round $round of $API_ROUNDS): the relay, $* ($DURATION)"
+    relay_http "$name" 100 32 2 none "$@"
+    OUTPUT_PATH=/write OUTPUT_EXTRA=""
+    local base=api-v1-100x32
+    if [ "$name" != $base ]; then
+        API_LPS_RATIOS[$name]+="$(calc '%.3f' "$LPS/${RELAY_LPS[$base]}") "
+        API_CPU_RATIOS[$name]+="$(calc '%.3f' "$CPU_PER_M/${RELAY_CPU[$base]}") "
+    fi
+}
+median() { printf '%s\n' $1 | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+if wanted api-v1-100x32; then
+    for round in $(seq "$API_ROUNDS"); do
+        api_workload api-v1-100x32 "$round" /write ""
+        wanted api-v2-100x32 && api_workload api-v2-100x32 "$round" /write "" --api v2
+        wanted api-v3-100x32 && api_workload api-v3-100x32 "$round" /write "" --api v3
+        wanted api-v2-out-100x32 && api_workload api-v2-out-100x32 "$round" /api/v2/write ', org = "bench"'
+    done
+    for name in api-v2-100x32 api-v3-100x32 api-v2-out-100x32; do
+        [ -n "${API_LPS_RATIOS[$name]:-}" ] || continue
+        row "| $name ÷ api-v1-100x32, median of $API_ROUNDS rounds | relay | $(median "${API_LPS_RATIOS[$name]}")× lines/s (${API_LPS_RATIOS[$name]% }) | | | | | $(median "${API_CPU_RATIOS[$name]}")× CPU/line (${API_CPU_RATIOS[$name]% }) | | | | | | |"
+    done
 fi
 
 # UDP: datagrams of whole lines (~8 of them in 1400 bytes) to the relay, fanned out to

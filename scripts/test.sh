@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need (a real influxd 1.x, haproxy, chromium, client libraries),
-# then check formatting and lints and run every test of the workspace. Idempotent:
-# installs only what is missing.
+# Install what the tests need (a real influxd 1.x, VictoriaMetrics, haproxy, chromium,
+# client libraries), then check formatting and lints and run every test of the
+# workspace. Idempotent: installs only what is missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -58,6 +58,28 @@ if [ ! -d target/clients/node/node_modules/influx ]; then
     say "installing the node influx client (npm, into target/clients/node)"
     mkdir -p target/clients/node
     npm install --silent --no-audit --no-fund --prefix target/clients/node influx@5.12
+fi
+
+# A real backend that speaks the InfluxDB 2.x write API (tests/it/outputs.rs). Debian's
+# package enables a service but does not start it here; the tests start their own.
+if ! command -v victoria-metrics >/dev/null 2>&1; then
+    say "installing victoria-metrics (apt)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y victoria-metrics
+fi
+
+# The InfluxDB 2.x and 3.x client libraries (tests/it/write_apis.rs), each set in its
+# own directory so that their dependencies never mix with the 1.x clients'.
+if [ ! -d target/clients/python-v2/influxdb_client_3 ]; then
+    say "installing the Python influxdb-client and influxdb3-python (pip, into target/clients/python-v2)"
+    python3 -m pip install --quiet --target target/clients/python-v2 \
+        'influxdb-client==1.50.0' 'influxdb3-python==0.21.0'
+fi
+if [ ! -d target/clients/node-v2/node_modules/@influxdata/influxdb-client ]; then
+    say "installing the node @influxdata/influxdb-client (npm, into target/clients/node-v2)"
+    mkdir -p target/clients/node-v2
+    npm install --silent --no-audit --no-fund --prefix target/clients/node-v2 \
+        @influxdata/influxdb-client@1.35.0
 fi
 
 if ! cargo fmt --version >/dev/null 2>&1; then

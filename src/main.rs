@@ -192,9 +192,16 @@ fn summary(path: &std::path::Path, c: &Config) -> String {
         for o in &l.outputs {
             let _ = writeln!(
                 s,
-                "  -> {:?} {} timeout={:?} concurrency={} buffer={}MB spool={}MB full-queue={}{}",
+                "  -> {:?} {} api={}{}{} timeout={:?} concurrency={} buffer={}MB spool={}MB full-queue={}{}",
                 o.name,
                 o.location.url,
+                o.api.name(),
+                if o.reads { "" } else { " write-only" },
+                if o.takes_statements() {
+                    ""
+                } else {
+                    " no-statements"
+                },
                 o.timeout,
                 o.concurrency,
                 o.buffer_size >> 20,

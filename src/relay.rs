@@ -226,7 +226,10 @@ fn link_same_servers(http: &mut [HttpListener]) {
 fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::QueryTarget {
     use std::net::ToSocketAddrs;
     let loc = &output.location;
-    let addr = if loc.https {
+    let addr = if !output.reads {
+        // Write-only: no read is ever sent there.
+        None
+    } else if loc.https {
         crate::warn!(
             "reads are not proxied to https backends",
             backend = output.name
@@ -247,8 +250,8 @@ fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::Qu
         name: output.name.clone(),
         addr,
         host_header: format!("{host}:{}", loc.port),
-        path: crate::backend::query_path_of(&loc.path),
-        authorization: output.basic_auth.as_ref().map(|a| a.header_value()),
+        path: crate::backend::api::query_path(output),
+        authorization: output.own_authorization(),
     }
 }
 

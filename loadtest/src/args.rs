@@ -69,6 +69,9 @@ pub struct SinkConfig {
     pub fail_status: Option<u16>,
     /// Sleep this long before answering each write (`--delay-ms`).
     pub delay: Duration,
+    /// Writes must carry `Authorization: Token <this>` (`--token`), as an InfluxDB 2.x
+    /// or 3.x server with a token would demand.
+    pub token: Option<String>,
 }
 
 /// Timestamp precision of generated lines, sent as `precision=` when given.
@@ -148,6 +151,53 @@ pub struct RunConfig {
     /// Stretches of the run summed from the windows (`--phase`, repeatable).
     pub phases: Vec<PhaseSpec>,
     pub progress: ProgressMode,
+    /// Which write API the requests use (`--api`).
+    pub api: WriteApi,
+}
+
+/// The InfluxDB write API the generator speaks (`--api v1|v2|v3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteApi {
+    /// `POST …/write?db=&precision=`.
+    #[default]
+    V1,
+    /// `POST …/api/v2/write?org=loadtest&bucket=&precision=` (ns, us, ms, s).
+    V2,
+    /// `POST …/api/v3/write_lp?db=&precision=` (nanosecond … second).
+    V3,
+}
+
+impl RunConfig {
+    /// Path and query of every write request, in the chosen API.
+    pub fn write_target(&self) -> String {
+        let prefix = self.write_path.strip_suffix("/write").unwrap_or("");
+        let p = self.precision_param.as_deref();
+        let (mut out, precision) = match self.api {
+            WriteApi::V1 => (format!("{}?db={}", self.write_path, self.db), p),
+            WriteApi::V2 => (
+                format!("{prefix}/api/v2/write?org=loadtest&bucket={}", self.db),
+                p.map(|p| match p {
+                    "n" | "ns" => "ns",
+                    "u" | "us" => "us",
+                    other => other,
+                }),
+            ),
+            WriteApi::V3 => (
+                format!("{prefix}/api/v3/write_lp?db={}", self.db),
+                Some(match p {
+                    None | Some("n" | "ns") => "nanosecond",
+                    Some("u" | "us") => "microsecond",
+                    Some("ms") => "millisecond",
+                    Some(_) => "second",
+                }),
+            ),
+        };
+        if let Some(p) = precision {
+            out.push_str("&precision=");
+            out.push_str(p);
+        }
+        out
+    }
 }
 
 impl RunConfig {
@@ -178,6 +228,7 @@ impl RunConfig {
             window: None,
             phases: Vec::new(),
             progress: ProgressMode::Auto,
+            api: WriteApi::V1,
         }
     }
 
@@ -206,13 +257,14 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
 pub const USAGE: &str = "\
 usage:
   loadtest --version | --help
-  loadtest sink --http ADDR [--udp ADDR] [--fail-status CODE] [--delay-ms MS]
+  loadtest sink --http ADDR [--udp ADDR] [--fail-status CODE] [--delay-ms MS] [--token T]
   loadtest run  --target http://HOST:PORT [--udp HOST:PORT] [--udp-only]
                 [--duration 10s | --requests N] [--connections 32] [--lines 100]
                 [--rate REQ_PER_SEC] [--udp-rate DGRAMS_PER_SEC] [--series 1000]
                 [--timestamps | --no-timestamps] [--precision n|u|ms|s|m|h]
                 [--db loadtest] [--gzip] [--threads N] [--run-id ID]
                 [--timeout 10s] [--window 1s] [--phase NAME=FROM-TO ...] [--json]
+                [--api v1|v2|v3]
                 [--progress auto|live|lines|off]
 ";
 
@@ -276,6 +328,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
     let mut udp = None;
     let mut fail_status = None;
     let mut delay = Duration::ZERO;
+    let mut token = None;
     while let Some(arg) = flags.next_flag() {
         let (flag, inline) = split_inline(arg);
         let mut value = || match inline {
@@ -287,6 +340,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
             "--udp" => udp = Some(parse_addr(flag, value()?)?),
             "--fail-status" => fail_status = Some(parse_status(flag, value()?)?),
             "--delay-ms" => delay = Duration::from_millis(parse_num(flag, value()?)?),
+            "--token" => token = Some(value()?.to_string()),
             _ => return err(format!("unknown flag `{arg}` for sink")),
         }
     }
@@ -298,6 +352,7 @@ fn parse_sink(args: &[String]) -> Result<SinkConfig, ArgError> {
         udp,
         fail_status,
         delay,
+        token,
     })
 }
 
@@ -359,6 +414,14 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
                 cfg.precision_param = Some(if v == "µ" { "u".into() } else { v.into() });
             }
             "--json" => cfg.json = true,
+            "--api" => {
+                cfg.api = match value()? {
+                    "v1" => WriteApi::V1,
+                    "v2" => WriteApi::V2,
+                    "v3" => WriteApi::V3,
+                    other => return err(format!("--api: `{other}` is not one of v1, v2, v3")),
+                }
+            }
             "--threads" => threads = Some(parse_positive(flag, value()?)? as usize),
             "--run-id" => {
                 let v = value()?;
@@ -397,6 +460,11 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
             }
             _ => return err(format!("unknown flag `{arg}` for run")),
         }
+    }
+    if cfg.api != WriteApi::V1
+        && matches!(cfg.precision, Some(Precision::Minutes | Precision::Hours))
+    {
+        return err("--precision m and h exist only in the v1 API (--api v1)");
     }
     if !cfg.phases.is_empty() && cfg.window.is_none() {
         cfg.window = Some(DEFAULT_WINDOW);
@@ -802,5 +870,40 @@ mod tests {
         assert!(parse(["sink", "--http", "127.0.0.1:0", "--fail-status", "99"]).is_err());
         assert!(parse(["nope"]).is_err());
         assert_eq!(parse(["--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn write_targets_per_api() {
+        let mut c = RunConfig::new("127.0.0.1:1".parse().unwrap());
+        c.db = "d".into();
+        c.write_path = "/p/write".into();
+        assert_eq!(c.write_target(), "/p/write?db=d");
+        c.api = WriteApi::V2;
+        c.precision_param = Some("u".into());
+        assert_eq!(
+            c.write_target(),
+            "/p/api/v2/write?org=loadtest&bucket=d&precision=us"
+        );
+        c.api = WriteApi::V3;
+        assert_eq!(
+            c.write_target(),
+            "/p/api/v3/write_lp?db=d&precision=microsecond"
+        );
+        c.precision_param = None;
+        assert_eq!(
+            c.write_target(),
+            "/p/api/v3/write_lp?db=d&precision=nanosecond"
+        );
+        assert!(parse([
+            "run",
+            "--target",
+            "http://h:1",
+            "--api",
+            "v2",
+            "--precision",
+            "h"
+        ])
+        .is_err());
+        assert!(parse(["run", "--target", "http://h:1", "--api", "v4"]).is_err());
     }
 }

@@ -14,6 +14,7 @@ fn sink(udp: bool) -> SinkHandle {
         udp: udp.then(|| "127.0.0.1:0".parse().unwrap()),
         fail_status: None,
         delay: Duration::ZERO,
+        token: None,
     })
     .expect("sink starts on port 0")
 }

@@ -538,11 +538,7 @@ impl Worker {
                 retry_at: now,
             })
             .collect();
-        let mut query = format!("{}?db={}", cfg.write_path, cfg.db);
-        if let Some(p) = &cfg.precision_param {
-            query.push_str("&precision=");
-            query.push_str(p);
-        }
+        let query = cfg.write_target();
         Ok(Worker {
             template: RequestTemplate::new(&query, &cfg.host_header, cfg.gzip),
             cfg: cfg.clone(),

@@ -154,12 +154,23 @@ impl Client {
 
     /// `GET <path>` for health probes (`/ping`).
     pub fn get(&mut self, path: &str) -> Result<Response, SendError> {
+        self.get_with(path, None)
+    }
+
+    /// `GET <path>` with an `Authorization` value.
+    pub fn get_with(&mut self, path: &str, auth: Option<&[u8]>) -> Result<Response, SendError> {
         self.head.clear();
         let _ = write!(
             self.head,
-            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n",
             self.location.host, self.location.port
         );
+        if let Some(auth) = auth {
+            self.head.extend_from_slice(b"Authorization: ");
+            self.head.extend_from_slice(auth);
+            self.head.extend_from_slice(b"\r\n");
+        }
+        self.head.extend_from_slice(b"\r\n");
         self.exchange(&[]).inspect_err(|_| self.conn = None)
     }
 

@@ -7,6 +7,7 @@
 //! Loops only ever `try_send` here; a full channel is a counted *failed* outcome, never
 //! a blocked loop.
 
+pub mod api;
 pub mod client;
 mod overflow;
 mod pace;
@@ -130,6 +131,9 @@ pub struct Job {
 /// What a loop holds for each backend.
 pub struct BackendHandle {
     pub name: String,
+    /// `/query` statements are sent here (see `HttpOutput::takes_statements`); the
+    /// others never get one, so none is ever unfinished there.
+    pub takes_statements: bool,
     tx: Sender<Job>,
     pub stats: Arc<BackendStats>,
     /// Changes handed to this backend and not finished there (read-your-writes).
@@ -287,6 +291,7 @@ impl Backend {
         Ok((
             BackendHandle {
                 name: output.name.clone(),
+                takes_statements: output.takes_statements(),
                 tx,
                 stats,
                 unapplied,
@@ -342,7 +347,7 @@ pub(crate) struct Worker {
     unapplied: Arc<Unapplied>,
     pace: Arc<Pace>,
     control: Arc<Control>,
-    /// `Authorization` value from the output's `http-user`/`http-pass`.
+    /// `Authorization` value from the output's `token` or `http-user`/`http-pass`.
     output_auth: Option<String>,
     /// A RAM buffer or spool is configured: failed writes are queued, not lost.
     buffering: bool,
@@ -397,7 +402,7 @@ impl Worker {
             unapplied: unapplied.clone(),
             pace,
             control,
-            output_auth: output.basic_auth.as_ref().map(|a| a.header_value()),
+            output_auth: output.own_authorization(),
             buffering: store.is_some(),
             queue: Mutex::new(Queue::new(
                 Store::Ram {

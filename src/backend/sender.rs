@@ -200,6 +200,43 @@ pub(super) fn post(
     points: u64,
     gz: &mut Vec<u8>,
 ) -> Outcome {
+    if kind == Kind::Statement && !shared.output.takes_statements() {
+        // Only a spool from before the output changed can hold one: fan-out sends
+        // none here. Finished, as the other outputs will have run it.
+        return Outcome::Delivered;
+    }
+    let translated;
+    let rescaled: Vec<u8>;
+    let whole: [&[u8]; 1];
+    let (query, auth, body) = match &shared.output.api {
+        crate::config::OutputApi::V1 => (query, auth, body),
+        other => {
+            translated = match api::translate(other, query) {
+                Ok(t) => t,
+                Err(e) => return refused(shared, &e),
+            };
+            let body = match translated.scale {
+                None => body,
+                Some(factor) => {
+                    let mut out = Vec::new();
+                    for part in body {
+                        if let Err(e) = crate::lineproto::rescale_timestamps(
+                            part,
+                            &mut out,
+                            crate::lineproto::multiply(factor),
+                        ) {
+                            return refused(shared, &e);
+                        }
+                    }
+                    rescaled = out;
+                    whole = [&rescaled[..]];
+                    &whole[..]
+                }
+            };
+            let auth = auth.or(translated.authorization.as_deref().map(str::as_bytes));
+            (translated.query.as_str(), auth, body)
+        }
+    };
     let raw_len: usize = body.iter().map(|part| part.len()).sum();
     let gzip = shared.output.gzip && kind == Kind::Write;
     let compressed: [&[u8]; 1];
@@ -264,6 +301,18 @@ pub(super) fn post(
     }
 }
 
+/// A write this backend's API cannot carry, answered as a 400 without asking it.
+fn refused(shared: &Worker, why: &dyn std::fmt::Display) -> Outcome {
+    shared.stats.rejected_requests.inc();
+    let mut body = b"{\"error\":\"".to_vec();
+    crate::http::response::json_escape(&mut body, &why.to_string());
+    body.extend_from_slice(b"\"}");
+    Outcome::Rejected {
+        status: 400,
+        body: Arc::from(body),
+    }
+}
+
 /// A client for `/ping` probes, with their own short timeout.
 pub(crate) fn probe_client(shared: &Worker) -> Client {
     Client::new(
@@ -303,7 +352,9 @@ pub(super) fn contacted(shared: &Worker) {
 
 /// Ask the backend `/ping` now and mark it up or down by the answer; `true` if up.
 pub(crate) fn ping(shared: &Worker, client: &mut Client) -> bool {
-    let answer = client.get("/ping");
+    // InfluxDB 3 guards `/ping` like everything else: probe with the output's own
+    // credentials.
+    let answer = client.get_with("/ping", shared.output_auth.as_deref().map(str::as_bytes));
     contacted(shared);
     match answer {
         Ok(resp) if (200..300).contains(&resp.status) => {

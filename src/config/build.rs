@@ -236,6 +236,39 @@ pub(super) fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, Config
         _ => None,
     };
 
+    let token = non_empty(raw.token).map(Secret);
+    if token.is_some() && basic_auth.is_some() {
+        return Err(error(
+            at("token"),
+            "set together with http-user/http-pass; the backend gets one Authorization: keep one",
+        ));
+    }
+    let org = non_empty(raw.org);
+    let (api, default_reads) = match api_of_path(&location.path) {
+        PathApi::V1 => (OutputApi::V1, DEFAULT_READS_V1),
+        PathApi::V3 => (OutputApi::V3, DEFAULT_READS_V3),
+        PathApi::V2 => {
+            let org = org.clone().ok_or_else(|| {
+                error(
+                    at("org"),
+                    "missing: a /api/v2/write location needs the organisation (InfluxDB 1.8 and \
+                     VictoriaMetrics take any name, e.g. \"-\")",
+                )
+            })?;
+            (OutputApi::V2 { org }, DEFAULT_READS_V2)
+        }
+    };
+    if org.is_some() && !matches!(api, OutputApi::V2 { .. }) {
+        return Err(error(
+            at("org"),
+            format!(
+                "only used by a location ending in {V2_WRITE_PATH}; this one is a {} output: \
+                 remove org or fix the location",
+                api.name()
+            ),
+        ));
+    }
+
     let max_batch = bytes(&at("max-batch-kb"), batch_kb, KIB)?;
     // A limit the file sets bounds every merge; without one, merges may be larger.
     let coalesce_limit = if raw.max_batch_kb.is_some_and(|n| n > 0) {
@@ -276,6 +309,9 @@ pub(super) fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, Config
             100,
         )? as u32,
         basic_auth,
+        api,
+        token,
+        reads: raw.reads.unwrap_or(default_reads),
     })
 }
 

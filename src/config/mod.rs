@@ -263,6 +263,33 @@ pub struct HttpOutput {
     /// backend gets this `Authorization` instead of the client's; `None` unless both
     /// keys are non-empty, as in the original.
     pub basic_auth: Option<BasicAuth>,
+    /// The write API, from the `location` path (see `output_api`).
+    pub api: OutputApi,
+    /// `token`: sent as `Authorization: Token <token>` instead of the client's. Never
+    /// set together with `basic_auth`.
+    pub token: Option<Secret>,
+    /// `reads`: the output may answer `/query` reads. A write-only output gets every
+    /// write and never a read.
+    pub reads: bool,
+}
+
+impl HttpOutput {
+    /// Whether `/query` statements (`CREATE DATABASE`, `DROP …`) go to this output: only
+    /// to a 1.x output that serves reads. 2.x and 3.x servers have no InfluxQL for
+    /// them, and a write-only output is write-only because it is not a full InfluxDB
+    /// (a migration target such as VictoriaMetrics).
+    pub fn takes_statements(&self) -> bool {
+        self.api == OutputApi::V1 && self.reads
+    }
+
+    /// The `Authorization` value the output sends instead of the client's, if any.
+    pub fn own_authorization(&self) -> Option<String> {
+        match (&self.token, &self.basic_auth) {
+            (Some(token), _) => Some(format!("Token {}", token.0)),
+            (None, Some(basic)) => Some(basic.header_value()),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What the relay does when an output cannot take writes as fast as they come, decided
@@ -425,6 +452,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
 mod auth;
 mod build;
 mod fields;
+mod output_api;
 mod precision;
 mod raw;
 #[cfg(test)]
@@ -435,6 +463,7 @@ pub(crate) use auth::base64_encode;
 use auth::*;
 use build::*;
 use fields::*;
+pub use output_api::*;
 pub use precision::Precision;
 use raw::*;
 pub use values::parse_duration;

@@ -57,6 +57,9 @@ pub(super) struct RawHttpOutput {
     pub(super) catch_up_live_percent: Option<i64>,
     pub(super) http_user: Option<String>,
     pub(super) http_pass: Option<String>,
+    pub(super) token: Option<String>,
+    pub(super) org: Option<String>,
+    pub(super) reads: Option<bool>,
 }
 
 pub(super) struct RawUdp {
@@ -169,6 +172,9 @@ impl RawHttpOutput {
             catch_up_live_percent: f.integer("catch-up-live-percent")?,
             http_user: f.string("http-user")?,
             http_pass: f.string("http-pass")?,
+            token: f.string("token")?,
+            org: f.string("org")?,
+            reads: f.boolean("reads")?,
         };
         f.finish()?;
         Ok(raw)

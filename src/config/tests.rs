@@ -1032,3 +1032,67 @@ fn suggestions() {
     assert_eq!(suggest("outputs", &known), Some("output"));
     assert_eq!(suggest("completely-different", &known), None);
 }
+
+#[test]
+fn output_api_comes_from_the_location_path() {
+    let c = parse(MINIMAL).unwrap();
+    let o = &c.http[0].outputs[0];
+    assert_eq!(
+        (o.api.clone(), o.reads, o.token.clone()),
+        (OutputApi::V1, true, None)
+    );
+    assert!(o.takes_statements());
+
+    let v2 = "[[http]]\nbind-addr = \"127.0.0.1:9096\"\n[[http.output]]\n\
+              location = \"http://127.0.0.1:8428/api/v2/write\"\norg = \"-\"\ntoken = \"t0k\"\n";
+    let c = parse(v2).unwrap();
+    let o = &c.http[0].outputs[0];
+    assert_eq!(
+        o.api,
+        OutputApi::V2 {
+            org: "-".to_string()
+        }
+    );
+    assert!(!o.reads && !o.takes_statements());
+    assert_eq!(o.own_authorization().as_deref(), Some("Token t0k"));
+    // Printed configs never show the token.
+    assert!(!format!("{o:?}").contains("t0k"));
+
+    let v3 = "[[http]]\nbind-addr = \"127.0.0.1:9096\"\n[[http.output]]\n\
+              location = \"https://db.example:8181/proxy/api/v3/write_lp\"\ntoken = \"x\"\n";
+    let o = &parse(v3).unwrap().http[0].outputs[0];
+    assert_eq!(o.api, OutputApi::V3);
+    assert_eq!(o.location.path, "/proxy/api/v3/write_lp");
+    assert!(o.reads && !o.takes_statements());
+
+    // A write-only 1.x output takes no statements either.
+    let o = &parse(&http_with("", "reads = false")).unwrap().http[0].outputs[0];
+    assert!(!o.reads && !o.takes_statements());
+    let o = &parse(&http_with("", "http-user = \"u\"\nhttp-pass = \"p\""))
+        .unwrap()
+        .http[0]
+        .outputs[0];
+    assert_eq!(o.own_authorization().as_deref(), Some("Basic dTpw"));
+}
+
+#[test]
+fn output_api_mistakes_name_the_key() {
+    let e = err(
+        "[[http]]\nbind-addr = \"127.0.0.1:9096\"\n[[http.output]]\n\
+                 location = \"http://127.0.0.1:8086/api/v2/write\"\n",
+    );
+    assert_eq!(e.path, "http[0].output[0].org");
+    assert!(e.message.contains("needs the organisation"), "{e}");
+    let e = err(&http_with("", "org = \"o\""));
+    assert_eq!(e.path, "http[0].output[0].org");
+    assert!(e.message.contains("v1 output"), "{e}");
+    let e = err(&http_with(
+        "",
+        "token = \"t\"\nhttp-user = \"u\"\nhttp-pass = \"p\"",
+    ));
+    assert_eq!(e.path, "http[0].output[0].token");
+    let e = err(&http_with("", "reads = \"no\""));
+    assert_eq!(e.path, "http[0].output[0].reads");
+    let e = err(&http_with("", "token = 5"));
+    assert_eq!(e.path, "http[0].output[0].token");
+}

@@ -149,6 +149,11 @@ pub(super) struct Conn {
     /// When the first byte of the request being received was seen; `None` between
     /// requests. Bounds the whole head, and the body's average rate (`too_slow`).
     pub(super) request_started: Option<Instant>,
+    /// The write API of the request being served: the shape of its error answers.
+    pub(super) api: crate::http::api::Api,
+    /// A 3.x write that dropped invalid lines (`accept_partial`): its client is
+    /// answered this 400 body instead of 204 once the rest is acknowledged.
+    pub(super) partial: Option<Vec<u8>>,
 }
 
 impl Conn {

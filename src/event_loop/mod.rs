@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::backend::{Completion, Job, LoopNotifier, Reply};
 use crate::batch::{AckTracker, Answer};
+use crate::http::api::{self, Api};
 use crate::http::request::{self, BodyKind, Head, HeadScanner, Method, Reject};
 use crate::http::{auth, query, response, write};
 use crate::net::token::{self, Source};
@@ -27,6 +28,7 @@ use crate::state::Shared;
 
 mod conn;
 mod proxy;
+mod write_apis;
 use crate::tls::Transport;
 use conn::*;
 use proxy::Upstream;
@@ -269,6 +271,8 @@ impl EventLoop {
                             last_input: self.now,
                             head_done: self.now,
                             request_started: None,
+                            api: Api::V1,
+                            partial: None,
                         },
                     );
                     self.again.push(Token(token));
@@ -445,6 +449,9 @@ impl EventLoop {
                         return false;
                     }
                     conn.request_started.get_or_insert(self.now);
+                    // Until this request's head is parsed, its errors are 1.x-shaped.
+                    conn.api = Api::V1;
+                    conn.partial = None;
                     let (mut head, len) = match frame_head(&mut conn.scanner, input) {
                         HeadStep::NeedMore => return false,
                         HeadStep::Reject(reject) => {
@@ -455,6 +462,7 @@ impl EventLoop {
                     };
                     conn.rpos += len;
                     conn.head_done = self.now;
+                    conn.api = Api::of_path(&head.path);
                     // Before the body: a client without credentials costs no more than
                     // its head, however large a body it announced.
                     if !self.authorize(conn.listener, &mut head) {
@@ -515,7 +523,14 @@ impl EventLoop {
     /// client may be in the middle of sending: linger.
     fn reject(&mut self, conn: &mut Conn, reject: Reject) {
         self.count_answer(conn.listener, reject.status);
-        response::error(&mut conn.wbuf, reject.status, reject.message, "", true);
+        api::error(
+            &mut conn.wbuf,
+            conn.api,
+            reject.status,
+            reject.message,
+            "",
+            true,
+        );
         conn.close_after_flush = true;
         conn.linger = Linger::Wanted;
         conn.phase = Phase::Head;
@@ -580,7 +595,14 @@ impl EventLoop {
             .requests
             .inc();
         self.count_answer(conn.listener, 401);
-        response::error(&mut conn.wbuf, 401, auth::FAILED, auth::CHALLENGE, close);
+        api::error(
+            &mut conn.wbuf,
+            conn.api,
+            401,
+            auth::FAILED,
+            auth::CHALLENGE,
+            close,
+        );
         conn.close_after_flush |= close;
         if head.body != BodyKind::None {
             // The body it announced may be on its way.
@@ -595,7 +617,8 @@ impl EventLoop {
         let listener = &self.shared.http[conn.listener];
         listener.stats[self.id].requests.inc();
         let close = !head.keep_alive || self.shutdown_deadline.is_some();
-        let is_write = head.path == "/write" && head.method == Method::Post;
+        let is_write = head.method == Method::Post
+            && matches!(head.path.as_str(), "/write" | api::V2_WRITE | api::V3_WRITE);
         let status = match (head.path.as_str(), head.method) {
             ("/ping", Method::Get | Method::Head) => {
                 response::no_content(&mut conn.wbuf, close);
@@ -615,6 +638,33 @@ impl EventLoop {
                     e.status
                 }
             },
+            (api::V2_WRITE | api::V3_WRITE, Method::Post) => {
+                match self.write_api(conn, head, body) {
+                    Ok(Some(batch)) => {
+                        self.send_change(token, conn, batch, 0, !close);
+                        return;
+                    }
+                    Ok(None) => {
+                        response::no_content(&mut conn.wbuf, close);
+                        204
+                    }
+                    Err((status, body)) => {
+                        response::full(&mut conn.wbuf, status, api::JSON, "", &body, close, false);
+                        status
+                    }
+                }
+            }
+            (api::V2_WRITE | api::V3_WRITE, _) => {
+                api::error(
+                    &mut conn.wbuf,
+                    conn.api,
+                    405,
+                    "invalid write method",
+                    "Allow: POST\r\n",
+                    close,
+                );
+                405
+            }
             ("/query", Method::Get | Method::Post) => match self.query(token, conn, &head, &body) {
                 Ok(()) => return,
                 Err((status, message)) => {
@@ -776,8 +826,9 @@ impl EventLoop {
             if congested {
                 // Nothing was forwarded: the client may send it again.
                 let close = !change.keep_alive || self.shutdown_deadline.is_some();
-                response::error(
+                api::error(
                     &mut conn.wbuf,
+                    conn.api,
                     503,
                     "backend queue cannot keep up; retry later",
                     "Retry-After: 1\r\n",
@@ -816,7 +867,13 @@ impl EventLoop {
         let batch = Arc::new(batch);
         let request = self.next_request;
         self.next_request += 1;
+        let mut sent = 0;
         for (i, backend) in shared.backends.iter().enumerate() {
+            if batch.kind == crate::batch::Kind::Statement && !backend.takes_statements {
+                // No InfluxQL there: not sent, so never unfinished there either.
+                continue;
+            }
+            sent += 1;
             let reply = Reply {
                 notifier: self.notifier.clone(),
                 token: token as u64,
@@ -828,10 +885,21 @@ impl EventLoop {
                 reply: Some(reply),
             });
         }
+        if sent == 0 {
+            // A statement and no output runs InfluxQL: nothing to wait for. Answered
+            // through the loop's own completion channel like any other, as run.
+            sent = 1;
+            self.notifier.notify(Completion {
+                token: token as u64,
+                request,
+                backend: 0,
+                outcome: crate::batch::Outcome::Delivered,
+            });
+        }
         InFlight {
             request,
             seq,
-            tracker: AckTracker::new(shared.config.ack, shared.backends.len()),
+            tracker: AckTracker::new(shared.config.ack, sent),
             // A client waits at most the largest output timeout (checked
             // every TICK); backends still busy then finish in the background.
             deadline: self.now + shared.answer_timeout,
@@ -900,11 +968,31 @@ impl EventLoop {
                 );
                 200
             }
-            Answer::NoContent => {
-                response::no_content(&mut conn.wbuf, close);
-                204
+            Answer::NoContent => match conn.partial.take() {
+                Some(body) => {
+                    response::full(&mut conn.wbuf, 400, api::JSON, "", &body, close, false);
+                    400
+                }
+                None => {
+                    response::no_content(&mut conn.wbuf, close);
+                    204
+                }
+            },
+            Answer::Error { status, body } => {
+                // Backends answer in their own API's shape; the client reads its own.
+                let body = api::reshape(conn.api, status, &body).map_or(body, Arc::from);
+                response::full(
+                    &mut conn.wbuf,
+                    status,
+                    "application/json",
+                    "",
+                    &body,
+                    close,
+                    false,
+                );
+                status
             }
-            Answer::Body { status, body } | Answer::Error { status, body } => {
+            Answer::Body { status, body } => {
                 response::full(
                     &mut conn.wbuf,
                     status,
@@ -987,7 +1075,7 @@ impl EventLoop {
         for token in timed_out {
             if let Some(mut conn) = self.conns.remove(&token) {
                 self.count_answer(conn.listener, 408);
-                response::error(&mut conn.wbuf, 408, "request timed out", "", true);
+                api::error(&mut conn.wbuf, conn.api, 408, "request timed out", "", true);
                 conn.close_after_flush = true;
                 conn.linger = Linger::Wanted;
                 conn.phase = Phase::Head;

@@ -13,8 +13,9 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// it with a minimum; `relay` alone (the original's value) parses as neither. So it is
 /// an InfluxDB 1.x version, semver-shaped, with the relay's own version as build
 /// metadata (ignored when versions are compared). 1.7, because every 1.x client
-/// accepts it and it is below 1.8, from which clients may try the `/api/v2`
-/// compatibility endpoints that the relay does not serve.
+/// accepts it and it is below 1.8, from which clients may try InfluxDB 1.8's
+/// `/api/v2/query` (Flux), which the relay does not serve. The 2.x and 3.x write
+/// endpoints are served whatever this says (`http::api`).
 macro_rules! influxdb_version {
     () => {
         concat!("1.7.0+influx-relay.", env!("CARGO_PKG_VERSION"))

@@ -33,6 +33,30 @@ pub fn prepare(
     body: Vec<u8>,
     now_ns: i64,
 ) -> Result<Option<Batch>, WriteError> {
+    prepare_with(settings, query, authorization, body, None, now_ns)
+}
+
+/// [`prepare`] for a body the caller has already put through `lineproto::check_body`
+/// (`info` is its answer): the line protocol is not checked a second time.
+pub fn prepare_checked(
+    settings: &WriteSettings,
+    query: &str,
+    authorization: Option<Box<[u8]>>,
+    body: Vec<u8>,
+    info: lineproto::BodyInfo,
+    now_ns: i64,
+) -> Result<Option<Batch>, WriteError> {
+    prepare_with(settings, query, authorization, body, Some(info), now_ns)
+}
+
+fn prepare_with(
+    settings: &WriteSettings,
+    query: &str,
+    authorization: Option<Box<[u8]>>,
+    body: Vec<u8>,
+    info: Option<lineproto::BodyInfo>,
+    now_ns: i64,
+) -> Result<Option<Batch>, WriteError> {
     let mut db = None;
     let mut rp = None;
     let mut precision = Precision::Nanoseconds;
@@ -53,8 +77,11 @@ pub fn prepare(
     if db.as_deref().is_none_or(str::is_empty) {
         return Err(bad_request("missing parameter: db".to_string()));
     }
-    let info = lineproto::check_body(&body)
-        .map_err(|e| bad_request(format!("unable to parse points: {e}")))?;
+    let info = match info {
+        Some(info) => info,
+        None => lineproto::check_body(&body)
+            .map_err(|e| bad_request(format!("unable to parse points: {e}")))?,
+    };
     if info.points == 0 {
         return Ok(None);
     }

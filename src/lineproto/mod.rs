@@ -167,6 +167,7 @@ mod reason {
 }
 
 mod grammar;
+mod rescale;
 mod scan;
 mod simd;
 mod split;
@@ -174,6 +175,7 @@ mod split;
 mod tests;
 
 use grammar::*;
+pub use rescale::{auto_unit_nanos, multiply, rescale_timestamps, OutOfRange};
 use scan::*;
 use split::{quoted_line_end, string_end};
 pub use split::{split_lines, Line, Lines};

@@ -4,6 +4,9 @@ use super::*;
 
 /// `GET /health`: 200 `{"status":"pass",...}` or 503 `{"status":"fail",...}`, with
 /// each listener's and backend's state either way so a failing check explains itself.
+/// It ends with the fields of InfluxDB 2's own `/health` (`name`, `message`, `checks`,
+/// `version`, `commit`), so that the 2.x and 3.x client libraries' health checks,
+/// which require them, read it as a server's.
 pub fn health(view: &View) -> Page {
     let ok = view.healthy();
     let backends: usize = view.http.iter().map(|l| l.backends.len()).sum();
@@ -39,6 +42,23 @@ pub fn health(view: &View) -> Page {
         });
         o.close();
     });
+    top.str("name", "influxdb");
+    top.str(
+        "message",
+        if view.shutting_down {
+            "shutting down"
+        } else if ok {
+            "ready for queries and writes"
+        } else {
+            "a listener has no backend that is up with an empty queue"
+        },
+    );
+    top.key("checks").push_str("[]");
+    top.str("version", crate::http::response::INFLUXDB_VERSION);
+    top.str(
+        "commit",
+        concat!("influx-relay ", env!("CARGO_PKG_VERSION")),
+    );
     top.close();
     json_page(ok, out)
 }

@@ -103,6 +103,11 @@ fn health_passes_while_one_backend_per_listener_is_up_and_empty() {
     assert_eq!(page.status, 200);
     assert_eq!(page.content_type, JSON);
     assert!(body(&page).starts_with(r#"{"status":"pass","listeners":[{"name":"in""#));
+    let tail = format!(
+        r#"],"name":"influxdb","message":"ready for queries and writes","checks":[],"version":"{}","#,
+        crate::http::response::INFLUXDB_VERSION
+    );
+    assert!(body(&page).contains(&tail), "{}", body(&page));
 
     f.backends[0].down.set(1);
     let page = health(&f.view());

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
 
+use super::apis::{self, Api};
 use super::{lock, Behaviour, Shared};
 use crate::client::parse_hex;
 use crate::seq::{collect, Obs};
@@ -43,6 +44,7 @@ struct Head {
     chunked: bool,
     gzip: bool,
     expect_continue: bool,
+    authorization: Option<String>,
 }
 
 impl Head {
@@ -154,8 +156,10 @@ impl Conn {
         }
         self.read_body(&head)?;
         let keep = head.keep_alive;
+        if let Some(api) = Api::of_path(&head.path) {
+            return self.write(shared, &head, api);
+        }
         match (head.method, head.path.as_str()) {
-            (_, "/write") => return self.write(shared, &head),
             (Method::Get | Method::Head, "/ping") => {
                 shared.counters.pings.fetch_add(1, Ordering::Relaxed);
                 self.respond(204, "", b"", keep)?;
@@ -196,17 +200,34 @@ impl Conn {
         Ok(keep)
     }
 
-    fn write(&mut self, shared: &Shared, head: &Head) -> Result<bool, Reject> {
+    fn write(&mut self, shared: &Shared, head: &Head, api: Api) -> Result<bool, Reject> {
         let keep = head.keep_alive;
         let c = &shared.counters;
         if head.method != Method::Post {
             self.respond_error_with(405, "invalid write method", "Allow: POST\r\n", keep)?;
             return Ok(keep);
         }
-        if query_param(&head.query, "db").is_none_or(str::is_empty) {
-            self.respond_error(400, "database is required", keep)?;
-            return Ok(keep);
-        }
+        let target = match apis::check_write(
+            api,
+            &head.query,
+            head.authorization.as_deref(),
+            shared.token.as_deref(),
+        ) {
+            Ok(target) => target,
+            Err((status, message)) => {
+                if status == 401 {
+                    c.unauthorized.fetch_add(1, Ordering::Relaxed);
+                }
+                let body = api.error_body(status, &message);
+                self.respond(
+                    status,
+                    "Content-Type: application/json\r\n",
+                    body.as_bytes(),
+                    keep,
+                )?;
+                return Ok(keep);
+            }
+        };
         if head.gzip {
             self.decoded.clear();
             let limit = MAX_BODY as u64 + 1;
@@ -242,6 +263,7 @@ impl Conn {
         // Counted before the answer goes out, so whoever saw the 204 also sees the lines.
         lock(&shared.tracker).apply(payload, &self.obs);
         c.lines.fetch_add(lines, Ordering::Relaxed);
+        *lock(&shared.targets).entry(target).or_default() += lines;
         c.untagged_lines.fetch_add(untagged, Ordering::Relaxed);
         c.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
         c.writes.fetch_add(1, Ordering::Relaxed);
@@ -406,6 +428,7 @@ fn parse_head(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
         chunked: false,
         gzip: false,
         expect_continue: false,
+        authorization: None,
     };
     for h in req.headers.iter() {
         let v = h.value;
@@ -417,6 +440,8 @@ fn parse_head(req: &httparse::Request<'_, '_>) -> Result<Head, Reject> {
             head.content_length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = has_token(v, b"chunked");
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(String::from_utf8_lossy(v).into_owned());
         } else if h.name.eq_ignore_ascii_case("content-encoding") {
             head.gzip = has_token(v, b"gzip");
         } else if h.name.eq_ignore_ascii_case("connection") {

@@ -1,11 +1,13 @@
-//! The sink: a fast stand-in for InfluxDB's `/write` and `/ping`, with counters and the
-//! sequence analysis of [`crate::seq`], switchable at run time into failing, slow or
+//! The sink: a fast stand-in for InfluxDB's `/write` and `/ping` (and for InfluxDB
+//! 2.x's `/api/v2/write` and 3.x's `/api/v3/write_lp`, see [`apis`]), with counters and
+//! the sequence analysis of [`crate::seq`], switchable at run time into failing, slow or
 //! down modes.
 //!
 //! One accept thread and one blocking thread per connection: a delayed answer then
 //! stalls only its own connection, and 2 000 connections cost 2 000 small stacks, which
 //! is cheap next to the relay under test. UDP has a thread of its own.
 
+pub mod apis;
 mod http;
 mod udp;
 
@@ -72,6 +74,8 @@ pub struct Counters {
     pub udp_lines: AtomicU64,
     pub udp_bytes: AtomicU64,
     pub udp_truncated: AtomicU64,
+    /// Writes refused for a missing or wrong token.
+    pub unauthorized: AtomicU64,
 }
 
 /// A copy of the counters and the per-run analysis at one moment.
@@ -97,6 +101,9 @@ pub struct SinkStats {
     pub udp_lines: u64,
     pub udp_bytes: u64,
     pub udp_truncated: u64,
+    pub unauthorized: u64,
+    /// Lines accepted per write target (API, database, precision; see `apis`), sorted.
+    pub targets: Vec<(String, u64)>,
     pub mode: String,
     pub runs: Vec<(String, RunStats)>,
 }
@@ -140,6 +147,14 @@ impl SinkStats {
             .u64("udp_lines", self.udp_lines)
             .u64("udp_bytes", self.udp_bytes)
             .u64("udp_truncated", self.udp_truncated)
+            .u64("unauthorized", self.unauthorized)
+            .raw("targets", &{
+                let mut t = Obj::new();
+                for (k, n) in &self.targets {
+                    t = t.u64(k, *n);
+                }
+                t.finish()
+            })
             .raw("runs", &runs.finish())
             .finish()
     }
@@ -160,6 +175,10 @@ struct Shared {
     next_conn_id: AtomicU64,
     /// Clones of the live sockets, so going down can cut every connection at once.
     live: Mutex<HashMap<u64, TcpStream>>,
+    /// Writes must carry `Authorization: Token <this>` (or `Bearer`) when set.
+    token: Option<String>,
+    /// Lines accepted per write target.
+    targets: Mutex<HashMap<String, u64>>,
 }
 
 /// Locks a mutex, recovering the data if a connection thread panicked while holding it:
@@ -193,6 +212,15 @@ impl Shared {
             udp_lines: ld(&c.udp_lines),
             udp_bytes: ld(&c.udp_bytes),
             udp_truncated: ld(&c.udp_truncated),
+            unauthorized: ld(&c.unauthorized),
+            targets: {
+                let mut t: Vec<(String, u64)> = lock(&self.targets)
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                t.sort();
+                t
+            },
             mode: self.behaviour().describe(self.down.load(Ordering::Relaxed)),
             runs: lock(&self.tracker).snapshot(),
         }
@@ -217,9 +245,11 @@ impl Shared {
             &c.udp_lines,
             &c.udp_bytes,
             &c.udp_truncated,
+            &c.unauthorized,
         ] {
             a.store(0, Ordering::Relaxed);
         }
+        lock(&self.targets).clear();
         lock(&self.tracker).clear();
     }
 }
@@ -270,7 +300,10 @@ impl SinkHandle {
 pub fn start(cfg: &SinkConfig) -> io::Result<SinkHandle> {
     let listener = bind_listener(cfg.http)?;
     let http_addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        token: cfg.token.clone(),
+        ..Shared::default()
+    });
     *lock(&shared.behaviour) = Behaviour {
         fail: cfg.fail_status,
         delay: cfg.delay,
