@@ -9,7 +9,7 @@
 //! | answer | verdict | the writes |
 //! |---|---|---|
 //! | 2xx | `Done` | removed from the queue |
-//! | 4xx `database not found` | `Retry` | kept: the database may be being restored |
+//! | 4xx `database not found` (2.x: `bucket "x" not found`) | `Retry` | kept: the database may be being restored |
 //! | other 4xx | `Dropped` | removed, logged and counted (no poison pill blocks the queue) |
 //! | 5xx, timeout, refused | `Retry` | kept; wait, doubling from 500 ms to `max-delay-interval` |
 
@@ -117,8 +117,12 @@ pub(crate) fn verdict(outcome: &Outcome) -> Verdict {
     }
 }
 
+/// A 1.x backend says `database not found: "x"`; a 2.x one `bucket "x" not found`; a
+/// 3.x one `database not found`. Each may be created or restored any moment.
 fn is_database_not_found(body: &[u8]) -> bool {
-    memchr::memmem::find(body, b"database not found").is_some()
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    // In JSON the bucket's quotes come escaped: match the words around them.
+    has(b"database not found") || (has(b"bucket ") && has(b" not found"))
 }
 
 /// The wait before the next attempt after failures: from [`INITIAL_BACKOFF`] (or the

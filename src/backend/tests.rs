@@ -350,6 +350,13 @@ fn verdicts_of_every_answer() {
         verdict(&rejected(404, r#"{"error":"database not found: \"x\""}"#)),
         Verdict::Retry
     );
+    assert_eq!(
+        verdict(&rejected(
+            404,
+            r#"{"code":"not found","message":"bucket \"db/rp\" not found"}"#
+        )),
+        Verdict::Retry
+    );
     assert_eq!(verdict(&rejected(400, "{}")), Verdict::Dropped);
     assert_eq!(verdict(&rejected(401, "{}")), Verdict::Dropped);
 }
