@@ -229,28 +229,12 @@ impl Client {
         write_all_vectored(conn, &self.head, &[]).map_err(io_error)?;
         conn.flush().map_err(io_error)?;
         self.rbuf.clear();
-        let (status, head_len, framing, close) = loop {
-            read_more(conn, &mut self.rbuf, Instant::now() + idle)?;
-            *answered = true;
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.rbuf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let (framing, close) = framing_of(resp.version, resp.headers, status)?;
-                    if (100..200).contains(&status) {
-                        self.rbuf.drain(..n);
-                        continue;
-                    }
-                    break (status, n, framing, close);
-                }
-                Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_RESPONSE => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(SendError::BadResponse("response head too large"))
-                }
-                Err(_) => return Err(SendError::BadResponse("malformed response head")),
-            }
-        };
+        let (status, head_len, framing, close) = read_head(
+            conn,
+            &mut self.rbuf,
+            || Instant::now() + idle,
+            Some(answered),
+        )?;
         self.rbuf.drain(..head_len);
         let mut wanted = true;
         let mut feed = |bytes: &[u8]| {
@@ -367,28 +351,8 @@ impl Client {
         write_all_vectored(conn, &self.head, body).map_err(io_error)?;
         conn.flush().map_err(io_error)?;
         self.rbuf.clear();
-        let (status, head_len, framing, close) = loop {
-            read_more(conn, &mut self.rbuf, deadline)?;
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.rbuf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let (framing, close) = framing_of(resp.version, resp.headers, status)?;
-                    // 1xx answers precede the real one; skip them.
-                    if (100..200).contains(&status) {
-                        self.rbuf.drain(..n);
-                        continue;
-                    }
-                    break (status, n, framing, close);
-                }
-                Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_RESPONSE => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(SendError::BadResponse("response head too large"))
-                }
-                Err(_) => return Err(SendError::BadResponse("malformed response head")),
-            }
-        };
+        let (status, head_len, framing, close) =
+            read_head(conn, &mut self.rbuf, || deadline, None)?;
         let body = match framing {
             Framing::Length(len) => {
                 if len > MAX_RESPONSE {
@@ -476,6 +440,42 @@ fn framing_of(
         }
     }
     Ok((framing, close))
+}
+
+/// Read until a whole response head is in `rbuf`, skipping 1xx answers: its status,
+/// length, framing and whether the connection closes after it. Each read waits until
+/// `deadline()`; `answered` is set once any byte of an answer has come.
+fn read_head(
+    conn: &mut Stream,
+    rbuf: &mut Vec<u8>,
+    deadline: impl Fn() -> Instant,
+    mut answered: Option<&mut bool>,
+) -> Result<(u16, usize, Framing, bool), SendError> {
+    loop {
+        read_more(conn, rbuf, deadline())?;
+        if let Some(a) = answered.as_deref_mut() {
+            *a = true;
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(rbuf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                let (framing, close) = framing_of(resp.version, resp.headers, status)?;
+                // 1xx answers precede the real one; skip them.
+                if (100..200).contains(&status) {
+                    rbuf.drain(..n);
+                    continue;
+                }
+                return Ok((status, n, framing, close));
+            }
+            Ok(httparse::Status::Partial) if rbuf.len() < MAX_RESPONSE => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(SendError::BadResponse("response head too large"))
+            }
+            Err(_) => return Err(SendError::BadResponse("malformed response head")),
+        }
+    }
 }
 
 /// Read at least one more byte into `buf`, respecting the overall `deadline`.

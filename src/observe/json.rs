@@ -3,8 +3,8 @@
 
 use super::*;
 
-/// A JSON string literal.
-pub(super) fn json_str(out: &mut String, s: &str) {
+/// A JSON string literal (also used by `verify`'s report).
+pub(crate) fn json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

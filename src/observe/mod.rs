@@ -357,6 +357,7 @@ mod status;
 mod tests;
 
 pub use health::health;
+pub(crate) use json::json_str;
 use json::*;
 pub use prometheus::metrics;
 pub use status::{rfc3339, status};
