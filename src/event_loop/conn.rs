@@ -3,8 +3,8 @@
 //! deciding what its clock says (`expiry`). The event loop does the I/O around them;
 //! `conn_tests.rs` runs them on byte strings and made-up instants.
 //!
-//! Buffers: unparsed input is `rbuf[rpos..]` (bytes before `rpos` are consumed and go
-//! when the buffer is compacted); unsent output is `wbuf[wpos..]`. A request moves
+//! Buffers: unparsed input is an [`Input`] (its cursor invariants are on the type);
+//! unsent output is `wbuf[wpos..]`. A request moves
 //! through `Phase`: `Head` until its head is complete, `Body` until its body is, then
 //! one of the busy phases until it is answered; nothing more is parsed meanwhile, so
 //! pipelined requests wait in `rbuf` in order.
@@ -126,10 +126,8 @@ pub(super) struct Conn {
     pub(super) listener: usize,
     pub(super) readable: bool,
     pub(super) writable: bool,
-    /// Unparsed input is `rbuf[rpos..]`; bytes before `rpos` were consumed and are
-    /// dropped when the buffer is compacted.
-    pub(super) rbuf: Vec<u8>,
-    pub(super) rpos: usize,
+    /// Bytes received and not parsed yet.
+    pub(super) input: Input,
     pub(super) scanner: HeadScanner,
     pub(super) phase: Phase,
     /// Output not yet accepted by the kernel is `wbuf[wpos..]`.
@@ -163,7 +161,7 @@ impl Conn {
     }
 
     pub(super) fn has_partial_request(&self) -> bool {
-        matches!(self.phase, Phase::Body { .. }) || self.rpos < self.rbuf.len()
+        matches!(self.phase, Phase::Body { .. }) || !self.input.is_empty()
     }
 }
 
@@ -192,6 +190,57 @@ impl Conn {
                 Linger::Draining { until, .. } => Some(until),
                 _ => None,
             },
+        }
+    }
+}
+
+/// A connection's input: bytes received, parsed from the front.
+///
+/// Invariants: `pos <= buf.len()`; `buf[..pos]` is consumed (parsed) and may be dropped
+/// at any time, `buf[pos..]` is what is left, in the order it arrived. Appending never
+/// moves unparsed bytes past a request boundary, so pipelined requests stay in order.
+/// Consumed bytes are dropped when nothing is left (the buffer restarts at 0) or when
+/// they are more than half of it (one `memmove` of the rest), so the buffer never grows
+/// without bound while a client sends request after request.
+#[derive(Debug, Default)]
+pub(super) struct Input {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Input {
+    /// What is left to parse.
+    pub(super) fn unparsed(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// The first `n` unparsed bytes were used.
+    pub(super) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.buf.len() - self.pos);
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+
+    /// Bytes that just arrived go after what is left.
+    pub(super) fn append(&mut self, bytes: &[u8]) {
+        if self.is_empty() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Give the memory back when nothing is left and it holds more than `keep` bytes:
+    /// an idle keep-alive client then costs no read buffer.
+    pub(super) fn release_if_idle(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.capacity() > keep {
+            *self = Input::default();
         }
     }
 }

@@ -293,3 +293,55 @@ fn a_connection_already_closing_is_not_timed_out_as_a_request() {
     };
     assert_eq!(expiry(&c, READ, IDLE, false, at(t0, 30)), None);
 }
+
+// --- the input buffer --------------------------------------------------------------
+
+#[test]
+fn input_keeps_what_is_left_in_order_across_appends() {
+    let mut input = Input::default();
+    input.append(b"GET /a HTTP/1.1\r\n\r\nGET /b");
+    input.consume(19);
+    assert_eq!(input.unparsed(), b"GET /b");
+    input.append(b" HTTP/1.1\r\n\r\n");
+    assert_eq!(input.unparsed(), b"GET /b HTTP/1.1\r\n\r\n");
+    input.consume(input.unparsed().len());
+    assert!(input.is_empty());
+    // Nothing left: the next bytes start the buffer over rather than grow it.
+    input.append(b"x");
+    assert_eq!((input.unparsed(), input.buf.len()), (&b"x"[..], 1));
+}
+
+#[test]
+fn input_is_given_back_only_when_idle() {
+    let mut input = Input::default();
+    input.append(&[b'a'; 10_000]);
+    input.release_if_idle(4096);
+    assert_eq!(input.unparsed().len(), 10_000, "not idle: kept");
+    input.consume(10_000);
+    input.release_if_idle(4096);
+    assert_eq!(input.buf.capacity(), 0);
+}
+
+proptest::proptest! {
+    /// Against a plain queue of bytes: whatever the appends and consumes, what is left
+    /// is the same, and consumed bytes never pile up past half the buffer plus a read.
+    #[test]
+    fn input_matches_a_plain_queue(ops in proptest::collection::vec((proptest::bool::ANY, 1usize..50), 0..200)) {
+        let mut input = Input::default();
+        let mut model: std::collections::VecDeque<u8> = Default::default();
+        let mut next = 0u8;
+        for (append, n) in ops {
+            if append {
+                let bytes: Vec<u8> = (0..n).map(|_| { next = next.wrapping_add(1); next }).collect();
+                input.append(&bytes);
+                model.extend(&bytes);
+                proptest::prop_assert!(input.pos <= input.buf.len() / 2 + n);
+            } else {
+                let n = n.min(model.len());
+                input.consume(n);
+                model.drain(..n);
+            }
+            proptest::prop_assert_eq!(input.unparsed(), &model.iter().copied().collect::<Vec<u8>>()[..]);
+        }
+    }
+}

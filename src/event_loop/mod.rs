@@ -261,8 +261,7 @@ impl EventLoop {
                             // Data may already be waiting; try before the first event.
                             readable: true,
                             writable: true,
-                            rbuf: Vec::new(),
-                            rpos: 0,
+                            input: Input::default(),
                             scanner: HeadScanner::default(),
                             phase: Phase::Head,
                             wbuf: Vec::new(),
@@ -372,7 +371,7 @@ impl EventLoop {
     /// of the bytes that arrived instead of zero-filling a fresh 64 KiB per read, and
     /// an idle connection holds no read buffer at all.
     fn read(&mut self, conn: &mut Conn) -> Io {
-        let nothing_buffered = conn.rpos == conn.rbuf.len();
+        let nothing_buffered = conn.input.is_empty();
         let result = match &mut conn.phase {
             // A body of known length with nothing else buffered is read straight into
             // its own buffer: no copy.
@@ -394,14 +393,7 @@ impl EventLoop {
             _ => {
                 let result = read_retrying(&mut conn.stream, &mut self.scratch);
                 if let Ok(n) = result {
-                    if nothing_buffered {
-                        conn.rbuf.clear();
-                        conn.rpos = 0;
-                    } else if conn.rpos > conn.rbuf.len() / 2 {
-                        conn.rbuf.drain(..conn.rpos);
-                        conn.rpos = 0;
-                    }
-                    conn.rbuf.extend_from_slice(&self.scratch[..n]);
+                    conn.input.append(&self.scratch[..n]);
                 }
                 result
             }
@@ -422,10 +414,7 @@ impl EventLoop {
     /// Give back the memory of a connection that has nothing buffered, so thousands of
     /// idle keep-alive clients cost little more than their sockets.
     fn release_buffers(conn: &mut Conn) {
-        if conn.rpos == conn.rbuf.len() && conn.rbuf.capacity() > IDLE_BUFFER_KEEP {
-            conn.rbuf = Vec::new();
-            conn.rpos = 0;
-        }
+        conn.input.release_if_idle(IDLE_BUFFER_KEEP);
         if conn.wpos == conn.wbuf.len() && conn.wbuf.capacity() > IDLE_BUFFER_KEEP {
             conn.wbuf = Vec::new();
             conn.wpos = 0;
@@ -446,7 +435,7 @@ impl EventLoop {
                 | Phase::ReadWait(_)
                 | Phase::Held(_) => return false,
                 Phase::Head => {
-                    let input = &conn.rbuf[conn.rpos..];
+                    let input = conn.input.unparsed();
                     if input.is_empty() {
                         return false;
                     }
@@ -462,7 +451,7 @@ impl EventLoop {
                         }
                         HeadStep::Head(head, len) => (head, len),
                     };
-                    conn.rpos += len;
+                    conn.input.consume(len);
                     conn.head_done = self.now;
                     conn.api = Api::of_path(&head.path);
                     // Before the body: a client without credentials costs no more than
@@ -471,7 +460,7 @@ impl EventLoop {
                         self.unauthorized(conn, &head);
                         continue;
                     }
-                    let buffered = conn.rbuf.len() - conn.rpos;
+                    let buffered = conn.input.unparsed().len();
                     match begin_body(&head, max_body, buffered) {
                         BodyStart::None => self.handle(token, conn, head, Vec::new()),
                         BodyStart::TooLarge => {
@@ -496,10 +485,10 @@ impl EventLoop {
                     }
                 }
                 Phase::Body { body, framing, .. } => {
-                    let input = &conn.rbuf[conn.rpos..];
+                    let input = conn.input.unparsed();
                     let done = match feed_body(framing, body, input, max_body) {
                         Ok((used, done)) => {
-                            conn.rpos += used;
+                            conn.input.consume(used);
                             done
                         }
                         Err(reject) => {
