@@ -49,6 +49,10 @@ impl<'a> Obj<'a> {
         json_str(self.key(key), value);
     }
 
+    pub(super) fn bool(&mut self, key: &str, value: bool) {
+        self.key(key).push_str(if value { "true" } else { "false" });
+    }
+
     pub(super) fn num(&mut self, key: &str, value: u64) {
         let _ = write!(self.key(key), "{value}");
     }

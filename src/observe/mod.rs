@@ -98,6 +98,9 @@ pub struct BackendView<'a> {
     pub spool_limit: u64,
     /// What happens when it cannot keep up (`FullQueuePolicy`).
     pub full_queue: &'static str,
+    /// The write API the output speaks (`v1`, `v2`, `v3`), and whether reads go to it.
+    pub api: &'static str,
+    pub reads: bool,
     pub stats: &'a BackendStats,
 }
 
@@ -139,6 +142,8 @@ impl<'a> View<'a> {
                             location: output.map_or("", |o| o.location.url.as_str()),
                             spool_limit: output.map_or(0, |o| o.spool_size),
                             full_queue: output.map_or("", |o| o.full_queue_policy().as_str()),
+                            api: output.map_or("", |o| o.api.name()),
+                            reads: output.is_some_and(|o| o.reads),
                             stats: &b.stats,
                         }
                     })

@@ -68,6 +68,8 @@ pub(super) fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
     o.num("queued_spool_bytes", s.spool_bytes.get());
     o.num("spool_limit_bytes", b.spool_limit);
     o.str("full_queue_policy", b.full_queue);
+    o.str("api", b.api);
+    o.bool("reads", b.reads);
     o.secs("oldest_queued_seconds", oldest_queued_seconds(s, now_ms));
     o.num("delivered_requests", s.delivered_requests.get());
     o.num("delivered_points", s.delivered_points.get());

@@ -43,6 +43,8 @@ impl Fixture {
                         location: "http://127.0.0.1:8086/write",
                         spool_limit: 64 << 20,
                         full_queue: "hold-spool",
+                        api: "v1",
+                        reads: true,
                         stats,
                     })
                     .collect(),
@@ -175,7 +177,7 @@ fn status_sums_loops_and_shows_backend_detail() {
         r#"{"status":"pass","version":"1.2.3","time":"2023-11-14T22:13:30.000Z","uptime_seconds":61.500,"started":"2023-11-14T22:12:28.500Z","http":[{"name":"in","bind_addr":"127.0.0.1:9096","ack":"any","status":"pass","requests":5,"answers":{"2xx":4,"4xx":1,"5xx":0},"points_in":30,"#,
         r#""open_connections":3,"rejected_connections":0,"held_changes":0,"held_changes_too_long":0,"write_latency":{"count":1,"sum_seconds":1.500}"#,
         r#"{"name":"b","location":"http://127.0.0.1:8086/write","state":"down","#,
-        r#""queued_spool_bytes":0,"spool_limit_bytes":67108864,"full_queue_policy":"hold-spool","#,
+        r#""queued_spool_bytes":0,"spool_limit_bytes":67108864,"full_queue_policy":"hold-spool","api":"v1","reads":true,"#,
         r#""delivered_requests":7,"#,
         r#""dropped_points":{"queue_full":0,"buffer_full":0,"spool_full":9,"#,
         r#""last_error":{"message":"connection refused \"x\"","at":"2023-11-14T22:13:20.123Z","age_seconds":9.877}"#,
