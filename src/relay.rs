@@ -224,7 +224,6 @@ fn link_same_servers(http: &mut [HttpListener]) {
 
 /// Resolve where an output's reads go, once, at start-up.
 fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::QueryTarget {
-    use std::net::ToSocketAddrs;
     let loc = &output.location;
     let addr = if !output.reads {
         // Write-only: no read is ever sent there.
@@ -236,10 +235,7 @@ fn query_target(output: &crate::config::HttpOutput) -> crate::http::upstream::Qu
         );
         None
     } else {
-        (loc.host.as_str(), loc.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
+        loc.addresses().ok().and_then(|a| a.first().copied())
     };
     let host = if loc.host.contains(':') {
         format!("[{}]", loc.host)

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::config::Location;
@@ -317,9 +317,7 @@ impl Client {
     }
 
     fn connect_tcp(&mut self) -> Result<TcpStream, SendError> {
-        let addrs = (self.location.host.as_str(), self.location.port)
-            .to_socket_addrs()
-            .map_err(SendError::Connect)?;
+        let addrs = self.location.addresses().map_err(SendError::Connect)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, self.timeout) {

@@ -231,6 +231,24 @@ pub struct Location {
     pub url: String,
 }
 
+impl Location {
+    /// The backend's addresses, looked up now (a name may move while the relay runs),
+    /// in the order to try them: see [`lookup`].
+    pub fn addresses(&self) -> std::io::Result<Vec<SocketAddr>> {
+        lookup(&self.host, self.port)
+    }
+}
+
+/// The one way the relay turns a host name into addresses: every address of `host`,
+/// IPv4 ones first, since `localhost` often lists `::1` first while InfluxDB's
+/// listeners are usually IPv4 only. Bind and UDP addresses in the file take the first,
+/// once, at load; writes try each in turn; reads go to the first.
+pub fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    Ok(addrs)
+}
+
 #[derive(Clone, Debug)]
 pub struct HttpOutput {
     /// Defaults to `location` as written.

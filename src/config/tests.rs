@@ -1096,3 +1096,18 @@ fn output_api_mistakes_name_the_key() {
     let e = err(&http_with("", "token = 5"));
     assert_eq!(e.path, "http[0].output[0].token");
 }
+
+#[test]
+fn lookup_puts_ipv4_first_and_keeps_every_address() {
+    let addrs = lookup("localhost", 8086).expect("localhost resolves");
+    assert!(!addrs.is_empty());
+    let first_v6 = addrs
+        .iter()
+        .position(|a| a.is_ipv6())
+        .unwrap_or(addrs.len());
+    assert!(addrs[first_v6..].iter().all(|a| a.is_ipv6()), "{addrs:?}");
+    assert_eq!(
+        lookup("127.0.0.1", 1).unwrap(),
+        vec!["127.0.0.1:1".parse().unwrap()]
+    );
+}

@@ -96,8 +96,7 @@ pub(super) fn udp_target(text: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-/// Names resolve once, at load time. IPv4 wins when a name has both families because
-/// `localhost` often lists `::1` first while InfluxDB's UDP listener is usually IPv4.
+/// Names resolve once, at load time, to their first address by [`lookup`].
 pub(super) fn resolve(text: &str) -> Result<SocketAddr, String> {
     let (host, port) = text
         .rsplit_once(':')
@@ -106,14 +105,9 @@ pub(super) fn resolve(text: &str) -> Result<SocketAddr, String> {
     let port: u16 = port
         .parse()
         .map_err(|_| format!("invalid port in \"{text}\""))?;
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
+    lookup(host, port)
         .map_err(|e| format!("cannot resolve \"{text}\": {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
+        .first()
         .copied()
         .ok_or_else(|| format!("cannot resolve \"{text}\": no addresses"))
 }
