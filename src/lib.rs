@@ -1,4 +1,4 @@
-//! influx-relay: InfluxDB 1.x writes in, the same writes out to every backend.
+//! influx-relay: InfluxDB writes in (1.x, 2.x and 3.x APIs), the same writes out to every backend.
 //!
 //! One write's way through the code, each arrow a module boundary, every import
 //! pointing down this page:

@@ -11,7 +11,8 @@ usage: influx-relay [-config FILE | --config FILE] [--check-config]
        influx-relay verify --config FILE [...]   (compare the backends; verify --help)
        influx-relay --version | --help
 
-Relays InfluxDB 1.x writes (HTTP /write and UDP) to every configured backend.
+Relays InfluxDB writes (HTTP /write, /api/v2/write, /api/v3/write_lp and UDP) to every
+configured backend.
 
   -config, --config FILE  configuration file (default: ./relay.toml)
   --check-config          load and validate the configuration, print a summary, exit

@@ -63,7 +63,7 @@ pub struct EventLoop {
     upstreams: HashMap<usize, Upstream>,
     /// Every socket read lands here first (`READ_CHUNK` bytes, zeroed once).
     scratch: Vec<u8>,
-    /// Round-robin start for read queries over in-sync backends.
+    /// Round-robin start for read queries over up-to-date backends.
     next_reader: usize,
     next_token: usize,
     notifier: Arc<LoopNotifier>,

@@ -83,7 +83,7 @@ pub(super) enum Pump {
 
 impl EventLoop {
     /// `/query`: statements that change schema or data go to every backend in order
-    /// with the writes; reads go to one in-sync backend and stream back.
+    /// with the writes; reads go to one up-to-date backend and stream back.
     pub(super) fn query(
         &mut self,
         token: usize,

@@ -1,6 +1,6 @@
 //! `/query`, sans-I/O: which statements change schema or data (they go to every
 //! backend through the ordered queue, like writes) and which only read (they go to
-//! one in-sync backend), and the parameters every backend receives.
+//! one up-to-date backend), and the parameters every backend receives.
 
 use super::write::query_pairs;
 
