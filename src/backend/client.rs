@@ -152,13 +152,8 @@ impl Client {
         .inspect_err(|_| self.conn = None)
     }
 
-    /// `GET <path>` for health probes (`/ping`).
-    pub fn get(&mut self, path: &str) -> Result<Response, SendError> {
-        self.get_with(path, None)
-    }
-
-    /// `GET <path>` with an `Authorization` value.
-    pub fn get_with(&mut self, path: &str, auth: Option<&[u8]>) -> Result<Response, SendError> {
+    /// The head of a `GET <path>`, with an `Authorization` value when given.
+    fn build_get_head(&mut self, path: &str, auth: Option<&[u8]>) {
         self.head.clear();
         let _ = write!(
             self.head,
@@ -171,6 +166,16 @@ impl Client {
             self.head.extend_from_slice(b"\r\n");
         }
         self.head.extend_from_slice(b"\r\n");
+    }
+
+    /// `GET <path>` for health probes (`/ping`).
+    pub fn get(&mut self, path: &str) -> Result<Response, SendError> {
+        self.get_with(path, None)
+    }
+
+    /// `GET <path>` with an `Authorization` value.
+    pub fn get_with(&mut self, path: &str, auth: Option<&[u8]>) -> Result<Response, SendError> {
+        self.build_get_head(path, auth);
         self.exchange(&[]).inspect_err(|_| self.conn = None)
     }
 
@@ -186,18 +191,7 @@ impl Client {
         auth: Option<&[u8]>,
         sink: &mut dyn FnMut(u16, &[u8]) -> bool,
     ) -> Result<u16, SendError> {
-        self.head.clear();
-        let _ = write!(
-            self.head,
-            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n",
-            self.location.host, self.location.port
-        );
-        if let Some(auth) = auth {
-            self.head.extend_from_slice(b"Authorization: ");
-            self.head.extend_from_slice(auth);
-            self.head.extend_from_slice(b"\r\n");
-        }
-        self.head.extend_from_slice(b"\r\n");
+        self.build_get_head(path, auth);
         let reused = self.conn.is_some();
         let mut answered = false;
         match self.stream_exchange(sink, &mut answered) {

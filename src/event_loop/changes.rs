@@ -225,16 +225,7 @@ impl EventLoop {
                 // Spooled everywhere, run nowhere yet: answer as InfluxDB does for
                 // statements that return nothing.
                 let body = query::empty_results(in_flight.statements);
-                response::full(
-                    &mut conn.wbuf,
-                    200,
-                    "application/json",
-                    "",
-                    &body,
-                    close,
-                    false,
-                );
-                200
+                json_answer(&mut conn.wbuf, 200, &body, close)
             }
             Answer::NoContent => match conn.partial.take() {
                 Some(body) => {
@@ -249,29 +240,9 @@ impl EventLoop {
             Answer::Error { status, body } => {
                 // Backends answer in their own API's shape; the client reads its own.
                 let body = api::reshape(conn.api, status, &body).map_or(body, Arc::from);
-                response::full(
-                    &mut conn.wbuf,
-                    status,
-                    "application/json",
-                    "",
-                    &body,
-                    close,
-                    false,
-                );
-                status
+                json_answer(&mut conn.wbuf, status, &body, close)
             }
-            Answer::Body { status, body } => {
-                response::full(
-                    &mut conn.wbuf,
-                    status,
-                    "application/json",
-                    "",
-                    &body,
-                    close,
-                    false,
-                );
-                status
-            }
+            Answer::Body { status, body } => json_answer(&mut conn.wbuf, status, &body, close),
         };
         conn.close_after_flush |= close;
         let (listener, head_done) = (conn.listener, conn.head_done);
@@ -286,4 +257,11 @@ impl EventLoop {
             .write_latency
             .observe(head_done.elapsed());
     }
+}
+
+/// A JSON answer (statement results, or an error), as InfluxDB 1.x labels them; the
+/// status, for counting.
+fn json_answer(wbuf: &mut Vec<u8>, status: u16, body: &[u8], close: bool) -> u16 {
+    response::full(wbuf, status, "application/json", "", body, close, false);
+    status
 }
