@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Ack;
+use crate::dropped::DroppedLog;
 use crate::metrics::{
     unix_ms, BackendStats, ListenerStats, UdpListenerStats, UdpOutputStats, LATENCY_BOUNDS_US,
 };
@@ -102,6 +103,8 @@ pub struct BackendView<'a> {
     pub api: &'static str,
     pub reads: bool,
     pub stats: &'a BackendStats,
+    /// What the backend lacks: only `/status` and `/metrics` read it, not `/health`.
+    pub dropped: &'a DroppedLog,
 }
 
 pub struct UdpView<'a> {
@@ -145,6 +148,7 @@ impl<'a> View<'a> {
                             api: output.map_or("", |o| o.api.name()),
                             reads: output.is_some_and(|o| o.reads),
                             stats: &b.stats,
+                            dropped: &b.dropped,
                         }
                     })
                     .collect(),
@@ -365,4 +369,4 @@ pub use health::health;
 pub(crate) use json::json_str;
 use json::*;
 pub use prometheus::metrics;
-pub use status::{rfc3339, status};
+pub use status::{rfc3339, rfc3339_ns, status};
