@@ -54,8 +54,6 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// A window copied again this many times in a row waits a little between tries, so
 /// a client that keeps writing into it does not keep the rebuild spinning.
 const REDO_PATIENCE: u32 = 3;
-/// Longest wait for a backend's next bytes.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Check what `params` name against the running relay: the target and the source.
 pub(super) fn check(shared: &Shared, params: &Params) -> Result<(OutputAt, OutputAt), Refusal> {
@@ -312,7 +310,9 @@ impl<'a> Walk<'a> {
         };
         let reader = |at: OutputAt| {
             let o = output(shared, at);
-            Reader::new(o, o.timeout.max(READ_TIMEOUT), job.params.chunk_size, pace)
+            // The output's own `timeout` bounds each wait for a backend's next bytes:
+            // a stalled backend is seen as soon as writes to it would be.
+            Reader::new(o, o.timeout, job.params.chunk_size, pace)
                 .map_err(|e| Stop::Failed(e.to_string()))
         };
         let t = output(shared, target);
@@ -764,10 +764,13 @@ impl<'a> Walk<'a> {
                 })
             };
             let mut writer = lines::LineWriter::new(&plan.source_types, chunk_bytes, &mut sink);
-            let read = source.query(select, &mut writer);
-            let totals = match read {
-                Ok(()) => writer.finish(),
-                Err(e) => Err(e.to_string()),
+            let totals = match source.query(select, &mut writer) {
+                Ok(()) => writer.finish().map_err(|message| VerifyError::Backend {
+                    backend: source.name.clone(),
+                    url: source.url.clone(),
+                    message,
+                }),
+                Err(e) => Err(e),
             };
             match (failure.is_some(), totals) {
                 // The pipe stopped the read: said below, not retried here.
@@ -781,11 +784,7 @@ impl<'a> Walk<'a> {
                     }
                     Ok((points, bytes))
                 }
-                (false, Err(e)) => Err(VerifyError::Backend {
-                    backend: source.name.clone(),
-                    url: source.url.clone(),
-                    message: e,
-                }),
+                (false, Err(e)) => Err(e),
             }
         });
         if let Some(stop) = failure.take() {

@@ -72,6 +72,22 @@ pub struct Params {
     pub dropped: bool,
 }
 
+impl Params {
+    /// Whether `other` asks for the same copy: same output, source, databases, kind of
+    /// range and windows. The range's ends may differ (`since=72h` and the default
+    /// `until` move with the clock) and so may the pace (`rate`, `chunk-size`,
+    /// `give-up-after`), which do not change what is copied.
+    pub fn same_work(&self, other: &Params) -> bool {
+        self.listener == other.listener
+            && self.output == other.output
+            && self.source == other.source
+            && self.databases == other.databases
+            && self.since.is_some() == other.since.is_some()
+            && self.window == other.window
+            && self.dropped == other.dropped
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Running,
@@ -322,10 +338,15 @@ impl Registry {
         }
         let path = state_path(&self.spool_dir, &params.listener, &params.output);
         // The same rebuild asked again after a failure or a restart goes on from where
-        // it stopped; a different one starts over.
-        let earlier = file::load(&path)
-            .ok()
-            .filter(|e| e.params == params && e.detail.state != State::Done);
+        // it stopped, over the range it was given then; a different one starts over.
+        let mut params = params;
+        let earlier = file::load(&path).ok().filter(|e| {
+            matches!(e.detail.state, State::Running | State::Failed) && e.params.same_work(&params)
+        });
+        if let Some(e) = &earlier {
+            params.since = e.params.since;
+            params.until = e.params.until;
+        }
         let mark = shared.http[target.listener].backends[target.output]
             .rebuild
             .clone();
