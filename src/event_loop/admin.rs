@@ -47,7 +47,10 @@ impl EventLoop {
             .rebuilds
             .cancel(listener, output)
             .ok_or_else(|| {
-                Refusal::new(404, format!("no rebuild of output {output:?} is running"))
+                Refusal::new(
+                    404,
+                    format!("no rebuild of output {output:?} is running or failed"),
+                )
             })?;
         let mut body = String::new();
         rebuild::render(&mut body, &job);

@@ -494,9 +494,27 @@ impl<'a> Walk<'a> {
     /// settings (duration, shard duration, replication, which one is the default).
     fn schema(&mut self, db: &str) -> Result<(), Stop> {
         let q = quote_ident(db);
-        self.retrying(|w| w.target.execute(&format!("CREATE DATABASE {q}")))?;
         let statement = format!("SHOW RETENTION POLICIES ON {q}");
         let source = self.retrying(|w| w.source.rows(&statement))?;
+        let on_target = self.retrying(|w| w.target.rows("SHOW DATABASES"))?;
+        if !on_target.iter().any(|r| r.get("name") == Some(db)) {
+            // Created with the source's default policy, so that it does not also get
+            // an `autogen` the source may not have.
+            let default = source
+                .iter()
+                .find(|r| r.get("default") == Some("true"))
+                .and_then(|rp| {
+                    Some(format!(
+                        " WITH DURATION {} REPLICATION {} SHARD DURATION {} NAME {}",
+                        influxql_duration(rp.get("duration")?)?,
+                        rp.get("replicaN")?,
+                        influxql_duration(rp.get("shardGroupDuration")?)?,
+                        quote_ident(rp.get("name")?)
+                    ))
+                })
+                .unwrap_or_default();
+            self.retrying(|w| w.target.execute(&format!("CREATE DATABASE {q}{default}")))?;
+        }
         let target = self.retrying(|w| w.target.rows(&statement))?;
         let target: BTreeMap<&str, &Row> = target
             .iter()

@@ -415,11 +415,12 @@ impl Registry {
         Ok(job)
     }
 
-    /// Cancel the running rebuild of an output: the target serves reads again.
+    /// Cancel the running (or failed) rebuild of an output: the target serves reads
+    /// again.
     pub fn cancel(&self, listener: &str, output: &str) -> Option<Arc<Job>> {
         let job = self
             .find(listener, output)
-            .filter(|j| j.state() == State::Running)?;
+            .filter(|j| j.state().excludes_reads())?;
         job.cancelled.store(true, Ordering::Release);
         job.stop.store(true, Ordering::Release);
         job.update(|d| {
