@@ -37,6 +37,11 @@ impl Changes {
         self.last.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// The number of the latest change so far (0 before the first).
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::SeqCst)
+    }
+
     /// A client was answered 2xx for change `seq`.
     pub fn acknowledge(&self, seq: u64) {
         self.acknowledged.fetch_max(seq, Ordering::AcqRel);

@@ -47,6 +47,7 @@ pub mod log;
 pub mod metrics;
 pub mod net;
 pub mod observe;
+pub mod rebuild;
 pub mod relay;
 pub mod spool;
 pub mod state;

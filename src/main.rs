@@ -9,6 +9,7 @@ use influx_relay::relay::Relay;
 const USAGE: &str = "\
 usage: influx-relay [-config FILE | --config FILE] [--check-config]
        influx-relay verify --config FILE [...]   (compare the backends; verify --help)
+       influx-relay rebuild --url URL --output NAME [...]   (fill a backend; rebuild --help)
        influx-relay --version | --help
 
 Relays InfluxDB writes (HTTP /write, /api/v2/write, /api/v3/write_lp and UDP) to every
@@ -90,8 +91,10 @@ fn main() -> ExitCode {
     }
     // A subcommand of its own: it reads the backends and exits, the relay never starts.
     let mut raw = std::env::args().skip(1);
-    if raw.next().as_deref() == Some("verify") {
-        return influx_relay::verify::main(raw);
+    match raw.next().as_deref() {
+        Some("verify") => return influx_relay::verify::main(raw),
+        Some("rebuild") => return influx_relay::rebuild::cli::main(raw),
+        _ => {}
     }
     let args = match parse_args() {
         Ok(Parsed::Run(args)) => args,

@@ -88,6 +88,7 @@ impl Relay {
             udp,
             started: Instant::now(),
             changes: Default::default(),
+            rebuilds: crate::rebuild::Registry::new(&config.spool_dir),
         });
         let mut loops = Vec::new();
         let mut notifiers = Vec::new();
@@ -160,6 +161,8 @@ impl Relay {
                 );
             }
         }
+        // Once the loops run: a rebuild's copies go through the same queues as writes.
+        shared.rebuilds.resume_all(&shared);
         Ok(Relay {
             shared,
             loops,
@@ -184,6 +187,8 @@ impl Relay {
             let _ = l.join();
         }
         self.udp.shutdown();
+        // Before the backends close: a rebuild's last copies are still handed to them.
+        self.shared.rebuilds.stop_all();
         let deadline = Instant::now() + self.shared.shutdown_timeout;
         for l in &self.shared.http {
             for b in &l.backends {
@@ -197,16 +202,23 @@ impl Relay {
 }
 
 /// Fill `server_unapplied`: outputs of different listeners that name the same host
-/// and port write to one server, so a read there must wait for all of them.
+/// and port write to one server, so a read there must wait for all of them; and give
+/// them one rebuild mark, since rebuilding the server concerns all of them.
 fn link_same_servers(http: &mut [HttpListener]) {
     let server = |l: &HttpListener, i: usize| {
         let loc = &l.config.outputs[i].location;
         (loc.host.to_ascii_lowercase(), loc.port)
     };
     let mut all = Vec::new();
-    for l in http.iter() {
-        for (i, b) in l.backends.iter().enumerate() {
-            all.push((server(l, i), b.unapplied.clone()));
+    let mut marks: Vec<((String, u16), Arc<crate::rebuild::Mark>)> = Vec::new();
+    for l in http.iter_mut() {
+        for i in 0..l.backends.len() {
+            let me = server(l, i);
+            all.push((me.clone(), l.backends[i].unapplied.clone()));
+            match marks.iter().find(|(s, _)| *s == me) {
+                Some((_, mark)) => l.backends[i].rebuild = mark.clone(),
+                None => marks.push((me, l.backends[i].rebuild.clone())),
+            }
         }
     }
     for l in http.iter_mut() {

@@ -20,6 +20,8 @@ pub struct Shared {
     pub started: Instant,
     /// The order of changes and what clients were told succeeded (read-your-writes).
     pub changes: crate::applied::Changes,
+    /// Rebuilds of backends, running and finished.
+    pub rebuilds: crate::rebuild::Registry,
 }
 
 pub struct HttpListener {

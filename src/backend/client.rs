@@ -152,12 +152,13 @@ impl Client {
         .inspect_err(|_| self.conn = None)
     }
 
-    /// The head of a `GET <path>`, with an `Authorization` value when given.
-    fn build_get_head(&mut self, path: &str, auth: Option<&[u8]>) {
+    /// The head of a `<method> <path>` without a body, with an `Authorization` value
+    /// when given.
+    fn build_bodyless_head(&mut self, method: &str, path: &str, auth: Option<&[u8]>) {
         self.head.clear();
         let _ = write!(
             self.head,
-            "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: influx-relay\r\n",
             self.location.host, self.location.port
         );
         if let Some(auth) = auth {
@@ -175,7 +176,17 @@ impl Client {
 
     /// `GET <path>` with an `Authorization` value.
     pub fn get_with(&mut self, path: &str, auth: Option<&[u8]>) -> Result<Response, SendError> {
-        self.build_get_head(path, auth);
+        self.bodyless("GET", path, auth)
+    }
+
+    /// `<method> <path>` without a body (`GET`, `DELETE`), with an `Authorization` value.
+    pub fn bodyless(
+        &mut self,
+        method: &str,
+        path: &str,
+        auth: Option<&[u8]>,
+    ) -> Result<Response, SendError> {
+        self.build_bodyless_head(method, path, auth);
         self.exchange(&[]).inspect_err(|_| self.conn = None)
     }
 
@@ -191,7 +202,7 @@ impl Client {
         auth: Option<&[u8]>,
         sink: &mut dyn FnMut(u16, &[u8]) -> bool,
     ) -> Result<u16, SendError> {
-        self.build_get_head(path, auth);
+        self.build_bodyless_head("GET", path, auth);
         let reused = self.conn.is_some();
         let mut answered = false;
         match self.stream_exchange(sink, &mut answered) {

@@ -143,6 +143,9 @@ pub struct BackendHandle {
     /// (RAM buffer or spool); `None` without either.
     overflow: Option<Arc<Overflow>>,
     pace: Arc<Pace>,
+    /// Whether the server is being rebuilt; shared by every output naming the same
+    /// server (see `relay::link_same_servers`).
+    pub rebuild: Arc<crate::rebuild::Mark>,
 }
 
 /// Shutdown signalling between the relay and a backend's threads.
@@ -201,8 +204,18 @@ impl BackendHandle {
     /// is far behind: a backend with a buffer or spool takes the job into its overflow
     /// list; one without reports it failed and counts it.
     pub fn submit(&self, job: Job) {
-        // Before any worker can see it, so that finishing it always finds it.
-        self.unapplied.add(job.batch.seq, 1);
+        self.register(job.batch.seq);
+        self.send(job);
+    }
+
+    /// Count change `seq` as given to this backend and not finished. Before any
+    /// worker can see it, so that finishing it always finds it.
+    pub fn register(&self, seq: u64) {
+        self.unapplied.add(seq, 1);
+    }
+
+    /// [`BackendHandle::submit`] for a change already [registered](Self::register).
+    pub fn send(&self, job: Job) {
         if self.pace.percent > 0 && self.catching_up() {
             self.pace
                 .credit
@@ -298,6 +311,7 @@ impl Backend {
                 control,
                 overflow,
                 pace,
+                rebuild: Default::default(),
             },
             Backend { threads },
         ))
@@ -321,7 +335,7 @@ pub fn query_path_of(write_path: &str) -> String {
 
 /// A listener or output name as one directory name: names like
 /// `http://127.0.0.1:9096` must not create subdirectories.
-fn path_safe(name: &str) -> String {
+pub(crate) fn path_safe(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {

@@ -312,6 +312,7 @@ pub(super) fn build_http_output(raw: RawHttpOutput) -> Result<HttpOutput, Config
         api,
         token,
         reads: raw.reads.unwrap_or(default_reads),
+        rebuild_on_start: raw.rebuild_on_start.unwrap_or(false),
     })
 }
 

@@ -289,6 +289,10 @@ pub struct HttpOutput {
     /// `reads`: the output may answer `/query` reads. A write-only output gets every
     /// write and never a read.
     pub reads: bool,
+    /// `rebuild-on-start`: a replacement server. Unless a rebuild of this output
+    /// finished before, the relay starts one at start-up (from another output of the
+    /// listener) and reads skip it until it is done.
+    pub rebuild_on_start: bool,
 }
 
 impl HttpOutput {
@@ -484,5 +488,5 @@ use fields::*;
 pub use output_api::*;
 pub use precision::Precision;
 use raw::*;
-pub use values::parse_duration;
 use values::*;
+pub use values::{parse_duration, parse_location};

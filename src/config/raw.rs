@@ -60,6 +60,7 @@ pub(super) struct RawHttpOutput {
     pub(super) token: Option<String>,
     pub(super) org: Option<String>,
     pub(super) reads: Option<bool>,
+    pub(super) rebuild_on_start: Option<bool>,
 }
 
 pub(super) struct RawUdp {
@@ -175,6 +176,7 @@ impl RawHttpOutput {
             token: f.string("token")?,
             org: f.string("org")?,
             reads: f.boolean("reads")?,
+            rebuild_on_start: f.boolean("rebuild-on-start")?,
         };
         f.finish()?;
         Ok(raw)

@@ -114,7 +114,7 @@ pub(super) fn resolve(text: &str) -> Result<SocketAddr, String> {
 
 /// `http[s]://host[:port][/path][?query]`. A query is accepted and ignored, as in the
 /// original, where the client's query string replaced it.
-pub(super) fn parse_location(url: &str) -> Result<Location, String> {
+pub fn parse_location(url: &str) -> Result<Location, String> {
     let bad = |why: &str| format!("invalid URL \"{url}\": {why}");
     let (https, rest) = match url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),

@@ -144,10 +144,22 @@ impl EventLoop {
         let batch = Arc::new(batch);
         let request = self.next_request;
         self.next_request += 1;
+        let takes = |backend: &crate::backend::BackendHandle| {
+            // No InfluxQL there: not sent, so never unfinished there either.
+            batch.kind != crate::batch::Kind::Statement || backend.takes_statements
+        };
+        // Every backend counts the change as unfinished before any is sent it, and
+        // before a backend being rebuilt logs it: a rebuild that did not see it in the
+        // log finds it unfinished at its source (see `rebuild::copy`).
+        for backend in shared.backends.iter().filter(|b| takes(b)) {
+            backend.register(seq);
+        }
+        for backend in shared.backends.iter().filter(|b| takes(b)) {
+            backend.rebuild.record(&batch);
+        }
         let mut sent = 0;
         for (i, backend) in shared.backends.iter().enumerate() {
-            if batch.kind == crate::batch::Kind::Statement && !backend.takes_statements {
-                // No InfluxQL there: not sent, so never unfinished there either.
+            if !takes(backend) {
                 continue;
             }
             sent += 1;
@@ -157,7 +169,7 @@ impl EventLoop {
                 request,
                 backend: i,
             };
-            backend.submit(Job {
+            backend.send(Job {
                 batch: batch.clone(),
                 reply: Some(reply),
             });

@@ -26,6 +26,7 @@ use crate::http::{auth, query, response, write};
 use crate::net::token::{self, Source};
 use crate::state::Shared;
 
+mod admin;
 mod changes;
 mod conn;
 mod proxy;

@@ -224,7 +224,8 @@ impl EventLoop {
         let mut fresh_down = Vec::new();
         let mut behind = Vec::new();
         for (i, b) in shared.backends.iter().enumerate() {
-            if shared.query_targets[i].addr.is_none() {
+            // A server being rebuilt may lack data that was acknowledged.
+            if shared.query_targets[i].addr.is_none() || b.rebuild.is_active() {
                 continue;
             }
             let down = b.stats.down.get() != 0;

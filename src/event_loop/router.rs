@@ -26,11 +26,13 @@ pub(super) enum Route {
     StatusPage,
     /// `GET`/`HEAD /health`, `/status`, `/metrics`.
     Observe,
+    /// `GET`, `POST`, `DELETE /admin/rebuild`: start, show, cancel a rebuild.
+    Rebuild,
     NotFound,
 }
 
 pub(super) fn route(method: Method, path: &str) -> Route {
-    use Method::{Get, Head, Options, Post};
+    use Method::{Delete, Get, Head, Options, Post};
     match (path, method) {
         ("/ping", Get | Head) => Route::Ping,
         ("/write", Post) => Route::Write,
@@ -41,6 +43,7 @@ pub(super) fn route(method: Method, path: &str) -> Route {
         ("/query", Get | Post) => Route::Query,
         ("/", Get | Head) => Route::StatusPage,
         ("/health" | "/status" | "/metrics", Get | Head) => Route::Observe,
+        ("/admin/rebuild", Get | Post | Delete) => Route::Rebuild,
         _ => Route::NotFound,
     }
 }
@@ -151,6 +154,19 @@ impl EventLoop {
                 );
                 page.status
             }
+            Route::Rebuild => {
+                let (status, body) = self.admin_rebuild(head.method, &head.query);
+                response::full(
+                    &mut conn.wbuf,
+                    status,
+                    crate::observe::JSON,
+                    "",
+                    body.as_bytes(),
+                    close,
+                    false,
+                );
+                status
+            }
             Route::NotFound => {
                 response::error(&mut conn.wbuf, 404, "invalid write endpoint", "", close);
                 404
@@ -189,6 +205,11 @@ mod tests {
             (Get, "/status", Route::Observe),
             (Head, "/metrics", Route::Observe),
             (Post, "/health", Route::NotFound),
+            (Post, "/admin/rebuild", Route::Rebuild),
+            (Delete, "/admin/rebuild", Route::Rebuild),
+            (Get, "/admin/rebuild", Route::Rebuild),
+            (Head, "/admin/rebuild", Route::NotFound),
+            (Delete, "/write", Route::WriteMethod),
             (Get, "/write/", Route::NotFound),
             (Get, "/nope", Route::NotFound),
         ];

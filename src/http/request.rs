@@ -25,6 +25,7 @@ pub enum Method {
     Head,
     Post,
     Options,
+    Delete,
     Other,
 }
 
@@ -175,6 +176,7 @@ pub fn parse_head(buf: &[u8], max_body: usize) -> Result<Head, Reject> {
         "HEAD" => Method::Head,
         "POST" => Method::Post,
         "OPTIONS" => Method::Options,
+        "DELETE" => Method::Delete,
         _ => Method::Other,
     };
     let target = req.path.unwrap_or("/");

@@ -28,7 +28,7 @@ pub fn health(view: &View) -> Page {
         json_array(o.key("backends"), &l.backends, |out, b| {
             let mut o = Obj::open(out);
             o.str("name", b.name);
-            o.str("state", BackendState::of(b.stats).as_str());
+            o.str("state", b.state().as_str());
             o.num("queued_requests", b.stats.queued_requests.get());
             o.num(
                 "queued_bytes",

@@ -23,19 +23,19 @@ pub(crate) fn json_str(out: &mut String, s: &str) {
 }
 
 /// Members of one JSON object, commas handled.
-pub(super) struct Obj<'a> {
-    pub(super) out: &'a mut String,
-    pub(super) first: bool,
+pub(crate) struct Obj<'a> {
+    pub(crate) out: &'a mut String,
+    pub(crate) first: bool,
 }
 
 impl<'a> Obj<'a> {
-    pub(super) fn open(out: &'a mut String) -> Obj<'a> {
+    pub(crate) fn open(out: &'a mut String) -> Obj<'a> {
         out.push('{');
         Obj { out, first: true }
     }
 
     /// Write `"key":` and hand back the output for the value.
-    pub(super) fn key(&mut self, key: &str) -> &mut String {
+    pub(crate) fn key(&mut self, key: &str) -> &mut String {
         if !self.first {
             self.out.push(',');
         }
@@ -45,29 +45,29 @@ impl<'a> Obj<'a> {
         self.out
     }
 
-    pub(super) fn str(&mut self, key: &str, value: &str) {
+    pub(crate) fn str(&mut self, key: &str, value: &str) {
         json_str(self.key(key), value);
     }
 
-    pub(super) fn bool(&mut self, key: &str, value: bool) {
+    pub(crate) fn bool(&mut self, key: &str, value: bool) {
         self.key(key).push_str(if value { "true" } else { "false" });
     }
 
-    pub(super) fn num(&mut self, key: &str, value: u64) {
+    pub(crate) fn num(&mut self, key: &str, value: u64) {
         let _ = write!(self.key(key), "{value}");
     }
 
     /// Seconds, to the millisecond.
-    pub(super) fn secs(&mut self, key: &str, value: f64) {
+    pub(crate) fn secs(&mut self, key: &str, value: f64) {
         let _ = write!(self.key(key), "{value:.3}");
     }
 
-    pub(super) fn close(self) {
+    pub(crate) fn close(self) {
         self.out.push('}');
     }
 }
 
-pub(super) fn json_array<T>(
+pub(crate) fn json_array<T>(
     out: &mut String,
     items: impl IntoIterator<Item = T>,
     mut each: impl FnMut(&mut String, T),

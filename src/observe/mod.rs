@@ -102,6 +102,20 @@ pub struct BackendView<'a> {
     pub api: &'static str,
     pub reads: bool,
     pub stats: &'a BackendStats,
+    /// Being rebuilt (running, or failed and not yet resumed): it serves no read.
+    pub rebuilding: bool,
+    /// The output's latest rebuild, finished or not.
+    pub rebuild: Option<Arc<crate::rebuild::Job>>,
+}
+
+impl BackendView<'_> {
+    pub fn state(&self) -> BackendState {
+        if self.rebuilding {
+            BackendState::Rebuilding
+        } else {
+            BackendState::of(self.stats)
+        }
+    }
 }
 
 pub struct UdpView<'a> {
@@ -145,6 +159,8 @@ impl<'a> View<'a> {
                             api: output.map_or("", |o| o.api.name()),
                             reads: output.is_some_and(|o| o.reads),
                             stats: &b.stats,
+                            rebuilding: b.rebuild.is_active(),
+                            rebuild: shared.rebuilds.find(&l.config.name, &b.name),
                         }
                     })
                     .collect(),
@@ -190,9 +206,7 @@ impl HttpView<'_> {
     /// At least one backend is up with an empty queue, so a write can be delivered
     /// now rather than only queued.
     pub fn healthy(&self) -> bool {
-        self.backends
-            .iter()
-            .any(|b| BackendState::of(b.stats) == BackendState::Up)
+        self.backends.iter().any(|b| b.state() == BackendState::Up)
     }
 }
 
@@ -206,6 +220,8 @@ pub enum BackendState {
     CatchingUp,
     /// The last write or probe failed.
     Down,
+    /// Being filled from another backend: it may lack data, so it serves no read.
+    Rebuilding,
 }
 
 impl BackendState {
@@ -224,6 +240,7 @@ impl BackendState {
             BackendState::Up => "up",
             BackendState::CatchingUp => "catching-up",
             BackendState::Down => "down",
+            BackendState::Rebuilding => "rebuilding",
         }
     }
 }
@@ -362,7 +379,7 @@ mod status;
 mod tests;
 
 pub use health::health;
-pub(crate) use json::json_str;
 use json::*;
+pub(crate) use json::{json_array, json_str, Obj};
 pub use prometheus::metrics;
 pub use status::{rfc3339, status};

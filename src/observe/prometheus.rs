@@ -384,6 +384,8 @@ pub fn metrics(view: &View) -> Page {
         }
     }
 
+    rebuild_families(&mut m, view);
+
     let udp: Vec<UdpTotals> = view.udp.iter().map(|l| UdpTotals::of(l.loops)).collect();
     for (name, kind, help, get) in UDP_FAMILIES {
         m.family(name, kind, help);
@@ -442,5 +444,66 @@ pub fn metrics(view: &View) -> Page {
         status: 200,
         content_type: PROMETHEUS_TEXT,
         body: m.out.into_bytes(),
+    }
+}
+
+/// A rebuild's progress, per backend: 0 for a backend never rebuilt.
+type RebuildFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::rebuild::Counters) -> u64,
+);
+
+const REBUILD_FAMILIES: [RebuildFamily; 4] = [
+    (
+        "rebuild_points_copied_total",
+        COUNTER,
+        "Points the latest rebuild of the backend copied to it.",
+        |c| c.points_copied.load(Ordering::Relaxed),
+    ),
+    (
+        "rebuild_bytes_copied_total",
+        COUNTER,
+        "Line protocol bytes the latest rebuild of the backend copied to it.",
+        |c| c.bytes_copied.load(Ordering::Relaxed),
+    ),
+    (
+        "rebuild_windows_done",
+        GAUGE,
+        "Time windows the latest rebuild of the backend has compared or copied.",
+        |c| c.windows_done.load(Ordering::Relaxed),
+    ),
+    (
+        "rebuild_windows_planned",
+        GAUGE,
+        "Time windows the latest rebuild of the backend has to look at.",
+        |c| c.windows_total.load(Ordering::Relaxed),
+    ),
+];
+
+fn rebuild_families(m: &mut Exposition, view: &View) {
+    m.family(
+        "backend_rebuilding",
+        GAUGE,
+        "1 while the backend is being rebuilt (or its rebuild failed): it serves no read.",
+    );
+    for l in &view.http {
+        for b in &l.backends {
+            m.sample(
+                "backend_rebuilding",
+                &[("listener", l.name), ("backend", b.name)],
+                u64::from(b.rebuilding),
+            );
+        }
+    }
+    for (name, kind, help, get) in REBUILD_FAMILIES {
+        m.family(name, kind, help);
+        for l in &view.http {
+            for b in &l.backends {
+                let value = b.rebuild.as_ref().map_or(0, |j| get(&j.counters));
+                m.sample(name, &[("listener", l.name), ("backend", b.name)], value);
+            }
+        }
     }
 }

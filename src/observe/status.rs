@@ -62,7 +62,7 @@ pub(super) fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
     let mut o = Obj::open(out);
     o.str("name", b.name);
     o.str("location", b.location);
-    o.str("state", BackendState::of(s).as_str());
+    o.str("state", b.state().as_str());
     o.num("queued_requests", s.queued_requests.get());
     o.num("queued_ram_bytes", s.ram_queue_bytes.get());
     o.num("queued_spool_bytes", s.spool_bytes.get());
@@ -100,6 +100,10 @@ pub(super) fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
             err.close();
         }
         None => o.key("last_error").push_str("null"),
+    }
+    match &b.rebuild {
+        Some(job) => crate::rebuild::render(o.key("rebuild"), job),
+        None => o.key("rebuild").push_str("null"),
     }
     o.close();
 }

@@ -46,6 +46,8 @@ impl Fixture {
                         api: "v1",
                         reads: true,
                         stats,
+                        rebuilding: false,
+                        rebuild: None,
                     })
                     .collect(),
             }],

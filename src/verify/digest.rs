@@ -76,14 +76,7 @@ fn put(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 impl Visitor for Folder<'_> {
     fn series(&mut self, series: &Series<'_>) -> Result<(), String> {
         self.series_prefix.clear();
-        let mut tags: Vec<(Vec<u8>, Vec<u8>)> = series
-            .tags
-            .iter()
-            .map(|(k, v)| (k.canonical().into_owned(), v.canonical().into_owned()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        tags.sort();
-        for (k, v) in &tags {
+        for (k, v) in &series.sorted_tags() {
             put(&mut self.series_prefix, b'k', k);
             put(&mut self.series_prefix, b'v', v);
         }

@@ -65,6 +65,22 @@ pub struct Series<'a> {
     pub columns: Vec<Scalar<'a>>,
 }
 
+impl Series<'_> {
+    /// The series' tags, decoded and sorted by key, without the empty ones: `GROUP BY
+    /// *` lists every tag key of the measurement, showing a key the series lacks as
+    /// `""`, and InfluxDB stores no empty tag value.
+    pub fn sorted_tags(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut tags: Vec<(Vec<u8>, Vec<u8>)> = self
+            .tags
+            .iter()
+            .map(|(k, v)| (k.canonical().into_owned(), v.canonical().into_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        tags.sort();
+        tags
+    }
+}
+
 /// What [`walk`] calls. An `Err` from either method stops the walk and comes back as
 /// [`ScanError::Rejected`].
 pub trait Visitor {

@@ -14,11 +14,11 @@
 
 mod args;
 mod compare;
-mod digest;
-mod json;
-mod reader;
+pub(crate) mod digest;
+pub(crate) mod json;
+pub(crate) mod reader;
 mod report;
-mod time;
+pub(crate) mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -468,26 +468,7 @@ impl<'o> Check<'o> {
             if !has_rp[i] {
                 return Ok(FieldTypes::new());
             }
-            let rows = r.rows(&format!(
-                "SHOW FIELD KEYS ON {} FROM {}.{}",
-                quote_ident(db),
-                quote_ident(rp),
-                quote_ident(m)
-            ))?;
-            let mut types = FieldTypes::new();
-            for row in &rows {
-                let (Some(key), Some(kind)) = (row.get("fieldKey"), row.get("fieldType")) else {
-                    continue;
-                };
-                types
-                    .entry(key.to_string())
-                    .and_modify(|t: &mut String| {
-                        t.push('+');
-                        t.push_str(kind);
-                    })
-                    .or_insert_with(|| kind.to_string());
-            }
-            Ok(types)
+            r.field_types(db, rp, m)
         })?;
         // No field keys anywhere: the measurement has no data in this retention policy.
         if types.iter().all(FieldTypes::is_empty) {
@@ -582,7 +563,7 @@ impl<'o> Check<'o> {
 
 /// `[start, end)` cut at multiples of `size` since the epoch, so that two runs over
 /// different ranges compare the same windows.
-fn windows(start: i64, end: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
+pub(crate) fn windows(start: i64, end: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
     let size = size.max(1);
     let mut at = start;
     std::iter::from_fn(move || {

@@ -160,6 +160,62 @@ impl Reader {
         }
     }
 
+    /// Run a statement that changes the schema (`CREATE DATABASE`, `CREATE RETENTION
+    /// POLICY`): InfluxDB takes those only by `POST`. An error in the answer is an error.
+    pub fn execute(&mut self, statement: &str) -> Result<(), VerifyError> {
+        self.queries += 1;
+        let query = format!("q={}", url_encode(statement));
+        let answer = self
+            .client
+            .post(
+                &self.query_path,
+                &query,
+                self.auth.as_deref().map(str::as_bytes),
+                &[],
+                false,
+            )
+            .map_err(|e| self.error(format!("{e}; check that it is up and reachable from here")))?;
+        let text = String::from_utf8_lossy(&answer.body);
+        if answer.status != 200 || text.contains("\"error\"") {
+            return Err(self.error(format!(
+                "{statement}: answered {}: {}",
+                answer.status,
+                text.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `SHOW FIELD KEYS` of one measurement in one retention policy. A field stored
+    /// with different types in different shards gets them joined with `+`.
+    pub fn field_types(
+        &mut self,
+        db: &str,
+        rp: &str,
+        m: &str,
+    ) -> Result<super::digest::FieldTypes, VerifyError> {
+        let rows = self.rows(&format!(
+            "SHOW FIELD KEYS ON {} FROM {}.{}",
+            quote_ident(db),
+            quote_ident(rp),
+            quote_ident(m)
+        ))?;
+        let mut types = super::digest::FieldTypes::new();
+        for row in &rows {
+            let (Some(key), Some(kind)) = (row.get("fieldKey"), row.get("fieldType")) else {
+                continue;
+            };
+            types
+                .entry(key.to_string())
+                .and_modify(|t: &mut String| {
+                    t.push('+');
+                    t.push_str(kind);
+                })
+                .or_insert_with(|| kind.to_string());
+        }
+        Ok(types)
+    }
+
     /// A statement whose answer is small (`SHOW …`), as rows of cells by column.
     pub fn rows(&mut self, statement: &str) -> Result<Vec<Row>, VerifyError> {
         let mut collect = Collect::default();
