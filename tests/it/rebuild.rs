@@ -36,7 +36,7 @@ const REBUILD_LIMIT: Duration = Duration::from_secs(60);
 /// Stretches a rebuild of `telemetry` (two measurements, ten days) over several seconds
 /// so that a test can act while it runs: 12 h windows, at most 8 queries a second to
 /// each backend, answers in chunks of 20 rows.
-const SLOW: &str = "db=telemetry&window=12h&rate=8&chunk-size=20";
+const SLOW: &str = "output=b&db=telemetry&window=12h&rate=8&chunk-size=20";
 
 // ---------------------------------------------------------------------------------
 // The fixture
@@ -722,8 +722,11 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
 
     start(&relay, SLOW);
     let mut reads = 0;
+    let mut copying_seen = false;
+    let mut windows_total = None;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reads < 40 && Instant::now() < deadline {
+    while !(reads >= 40 && copying_seen) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
         let before = running();
         let (backend, body) = read_through(&relay);
         if !(before && running()) {
@@ -735,38 +738,40 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
         );
         assert!(!body.contains("only_on_target"), "{body}");
         reads += 1;
-        if reads == 10 {
-            // Halfway, while it runs: what /status, /health and /metrics say.
-            let b = backend_status(&relay, "b");
-            assert_eq!(b["state"].as_str(), Some("rebuilding"), "{b}");
-            let progress = &b["rebuild"];
-            assert_eq!(state(progress), "running", "{b}");
-            assert!(num(progress, "windows_total") > 0, "{b}");
-            for key in ["windows_done", "points_copied", "queries"] {
-                num(progress, key);
-            }
-            let a = backend_status(&relay, "a");
-            assert_ne!(a["state"].as_str(), Some("rebuilding"), "{a}");
-            assert!(a["rebuild"].is_null(), "{a}");
-            let health = http_request(relay.addr(), "GET", "/health", &[], b"").body_str();
-            assert!(
-                health.contains(r#"{"name":"b","state":"rebuilding""#),
-                "{health}"
-            );
-            assert_eq!(
-                metric(&relay, "influx_relay_backend_rebuilding", "b"),
-                Some(1.0)
-            );
-            assert_eq!(
-                metric(&relay, "influx_relay_backend_rebuilding", "a"),
-                Some(0.0)
-            );
-            assert!(
-                metric(&relay, "influx_relay_rebuild_windows_total", "b").is_some_and(|n| n > 0.0)
-            );
-            assert!(metric(&relay, "influx_relay_rebuild_points_copied_total", "b").is_some());
+        // Once windows are being copied, what /status, /health and /metrics say.
+        let b = backend_status(&relay, "b");
+        let progress = &b["rebuild"];
+        if copying_seen || progress["phase"].as_str() != Some("copying") {
+            continue;
         }
+        copying_seen = true;
+        assert_eq!(b["state"].as_str(), Some("rebuilding"), "{b}");
+        assert_eq!(state(progress), "running", "{b}");
+        assert!(num(progress, "windows_total") > 0, "{b}");
+        for key in ["windows_done", "points_copied", "queries"] {
+            num(progress, key);
+        }
+        let a = backend_status(&relay, "a");
+        assert_ne!(a["state"].as_str(), Some("rebuilding"), "{a}");
+        assert!(a["rebuild"].is_null(), "{a}");
+        let health = http_request(relay.addr(), "GET", "/health", &[], b"").body_str();
+        assert!(
+            health.contains(r#"{"name":"b","state":"rebuilding""#),
+            "{health}"
+        );
+        assert_eq!(
+            metric(&relay, "influx_relay_backend_rebuilding", "b"),
+            Some(1.0)
+        );
+        assert_eq!(
+            metric(&relay, "influx_relay_backend_rebuilding", "a"),
+            Some(0.0)
+        );
+        assert!(metric(&relay, "influx_relay_rebuild_points_copied_total", "b").is_some());
+        // Checked last, so that a missing gauge does not hide how reads behave.
+        windows_total = metric(&relay, "influx_relay_rebuild_windows_total", "b");
     }
+    assert!(copying_seen, "never saw the rebuild copying");
     assert!(
         reads >= 20,
         "the rebuild ran for only {reads} reads; slow it down"
@@ -788,6 +793,10 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
             backend == "b" && body.contains("only_on_target")
         }),
         "no read reached b after its rebuild"
+    );
+    assert!(
+        windows_total.is_some_and(|n| n > 0.0),
+        "influx_relay_rebuild_windows_total while copying: {windows_total:?}"
     );
 }
 
