@@ -21,6 +21,7 @@
 //!   │     │      or overflow → queue → replay thread; outcome back over LoopNotifier
 //!   │     ▼
 //!   │   spool    segment files, records, recovery, group commit (sans-network)
+//!   │   dropped  per backend, the time ranges of the writes it gave up (for repairs)
 //!   └─▶ udp      per-loop datagram sockets → scan → pack → output threads
 //!
 //! metrics (counters, written by their thread) and observe (/health, /status,
@@ -40,6 +41,7 @@ pub mod applied;
 pub mod backend;
 pub mod batch;
 pub mod config;
+pub mod dropped;
 pub mod event_loop;
 pub mod http;
 pub mod lineproto;

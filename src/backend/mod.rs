@@ -18,7 +18,7 @@ mod sender;
 mod tests;
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -29,6 +29,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use crate::applied::Unapplied;
 use crate::batch::{Kind, Outcome, SharedBatch};
 use crate::config::{FullQueuePolicy, HttpOutput};
+use crate::dropped::DroppedLog;
 use crate::metrics::BackendStats;
 use client::Client;
 use overflow::*;
@@ -138,6 +139,8 @@ pub struct BackendHandle {
     pub stats: Arc<BackendStats>,
     /// Changes handed to this backend and not finished there (read-your-writes).
     pub unapplied: Arc<Unapplied>,
+    /// The time ranges of the writes given up for this backend (what it lacks).
+    pub dropped: Arc<DroppedLog>,
     control: Arc<Control>,
     /// Where writes go when the channel is full, for a backend that can queue them
     /// (RAM buffer or spool); `None` without either.
@@ -246,6 +249,8 @@ impl BackendHandle {
 /// drains what is queued and stops them.
 pub struct Backend {
     threads: Vec<JoinHandle<()>>,
+    /// Written once more after the threads stop: what the last second dropped.
+    dropped: Arc<DroppedLog>,
 }
 
 impl Backend {
@@ -261,9 +266,10 @@ impl Backend {
             .map_err(|e| std::io::Error::other(format!("output {:?}: {e}", output.name)))?;
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
         let shared = Worker::new(listener, output, tls, spool_dir);
-        let (stats, unapplied, pace, control) = (
+        let (stats, unapplied, dropped, pace, control) = (
             shared.stats.clone(),
             shared.unapplied.clone(),
+            shared.dropped.clone(),
             shared.pace.clone(),
             shared.control.clone(),
         );
@@ -308,12 +314,13 @@ impl Backend {
                 tx,
                 stats,
                 unapplied,
+                dropped: dropped.clone(),
                 control,
                 overflow,
                 pace,
                 rebuild: Default::default(),
             },
-            Backend { threads },
+            Backend { threads, dropped },
         ))
     }
 
@@ -322,6 +329,7 @@ impl Backend {
         for t in self.threads {
             let _ = t.join();
         }
+        self.dropped.flush();
     }
 }
 
@@ -331,6 +339,12 @@ pub fn query_path_of(write_path: &str) -> String {
         Some(prefix) if prefix.ends_with('/') => format!("{prefix}query"),
         _ => "/query".to_string(),
     }
+}
+
+/// The directory of output `output` of listener `listener` under `spool_dir`: its
+/// spool (if any) and its list of dropped ranges.
+pub fn output_dir(spool_dir: &Path, listener: &str, output: &str) -> PathBuf {
+    spool_dir.join(path_safe(listener)).join(path_safe(output))
 }
 
 /// A listener or output name as one directory name: names like
@@ -359,6 +373,9 @@ pub(crate) struct Worker {
     listener: String,
     stats: Arc<BackendStats>,
     unapplied: Arc<Unapplied>,
+    /// Every thread that gives a write up records it here; senders and replay write
+    /// the file (`DroppedLog::flush_if_due`).
+    dropped: Arc<DroppedLog>,
     pace: Arc<Pace>,
     control: Arc<Control>,
     /// `Authorization` value from the output's `token` or `http-user`/`http-pass`.
@@ -393,12 +410,13 @@ impl Worker {
             ..Pace::default()
         });
         let control = Arc::new(Control::default());
+        let dir = output_dir(spool_dir, listener, &output.name);
+        // Beside the spool, and there also for an output without one.
+        let dropped = Arc::new(DroppedLog::open(dir.join(crate::dropped::FILE_NAME)));
         let store = match output.full_queue_policy() {
             FullQueuePolicy::HoldSpool => Some(Store::Disk {
                 spool: None,
-                dir: spool_dir
-                    .join(path_safe(listener))
-                    .join(path_safe(&output.name)),
+                dir,
                 limit: output.spool_size,
             }),
             FullQueuePolicy::HoldRam => Some(Store::Ram {
@@ -414,6 +432,7 @@ impl Worker {
             listener: listener.to_string(),
             stats,
             unapplied: unapplied.clone(),
+            dropped,
             pace,
             control,
             output_auth: output.own_authorization(),

@@ -75,6 +75,7 @@ pub(super) fn drop_job(handle: &BackendHandle, job: Job) {
     let (backend, stats) = (&handle.name, &handle.stats);
     handle.unapplied.done(job.batch.seq);
     stats.dropped_queue_full.add(job.batch.points as u64);
+    handle.dropped.record(&job.batch);
     if let Some(suppressed) = QUEUE_FULL_LOG.check() {
         crate::warn!(
             "backend far behind, its channel is full: write dropped for it \

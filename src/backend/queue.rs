@@ -153,6 +153,7 @@ fn enqueue_locked(shared: &Worker, jobs: Vec<Job>) -> Option<(Option<PendingSync
                     // Full: the newest write is the one that goes (the README's Durability policy,
                     // applied to RAM as well).
                     stats.dropped_buffer_full.add(job.batch.points as u64);
+                    shared.dropped.record(&job.batch);
                     shared.unapplied.done(job.batch.seq);
                     log_drop(
                         shared,
@@ -231,6 +232,7 @@ fn enqueue_locked(shared: &Worker, jobs: Vec<Job>) -> Option<(Option<PendingSync
                 Err(e) => {
                     for job in &jobs {
                         shared.unapplied.done(job.batch.seq);
+                        shared.dropped.record(&job.batch);
                     }
                     if matches!(e, SpoolError::Full { .. }) {
                         stats.dropped_spool_full.add(points);
@@ -369,6 +371,17 @@ pub(crate) fn next_attempt(
             if stale > 0 {
                 let lines: u64 = peeked[..stale].iter().map(|r| lines_in(&r.body)).sum();
                 shared.stats.dropped_max_age.add(lines);
+                let now = now_ms();
+                for r in &peeked[..stale] {
+                    let kind = match r.kind {
+                        RecordKind::Write => Kind::Write,
+                        RecordKind::Statement => Kind::Statement,
+                    };
+                    let query = String::from_utf8_lossy(&r.query);
+                    shared
+                        .dropped
+                        .record_parts(kind, &query, &r.body, lines_in(&r.body), now);
+                }
                 log_drop(
                     shared,
                     "queued writes older than spool-max-age dropped",
@@ -459,6 +472,9 @@ fn finish_spooled(shared: &Worker, spooled: &mut VecDeque<u64>, n: usize) {
 pub(crate) fn shutdown_leftovers(shared: &Worker, q: &mut Queue) {
     if let Store::Ram { jobs, .. } = &mut q.store {
         let points: u64 = jobs.iter().map(|j| j.batch.points as u64).sum();
+        for job in jobs.iter() {
+            shared.dropped.record(&job.batch);
+        }
         if points > 0 {
             shared.stats.dropped_shutdown.add(points);
             crate::error!(

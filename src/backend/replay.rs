@@ -159,6 +159,7 @@ pub(crate) fn replay_loop(worker: &Worker, target: &mut impl Target) {
     let mut backoff = Backoff::new(worker.output.max_delay_interval);
     let mut peeked: Vec<Record> = Vec::new();
     loop {
+        worker.dropped.flush_if_due();
         let attempt = {
             let Ok(mut q) = worker.queue.lock() else {
                 return;

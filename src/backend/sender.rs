@@ -20,6 +20,7 @@ pub(super) fn sender_loop(shared: &Worker, rx: &Receiver<Job>, overflow: Option<
     // A job taken while coalescing that did not fit; it goes first next time.
     let mut held: Option<Job> = None;
     loop {
+        shared.dropped.flush_if_due();
         if let Some(o) = overflow.filter(|o| o.active.load(Ordering::Acquire)) {
             // The channel overflowed while this worker was busy: queue everything, in
             // order: the job held back, the channel, then the overflow list. Checked
@@ -73,6 +74,7 @@ pub(super) fn sender_loop(shared: &Worker, rx: &Receiver<Job>, overflow: Option<
         if closing && shared.control.past_deadline() {
             // Shutting down, out of time, nowhere to keep it: lost, and counted.
             shared.stats.dropped_shutdown.add(job.batch.points as u64);
+            shared.dropped.record(&job.batch);
             shared.unapplied.done(job.batch.seq);
             continue;
         }
@@ -98,6 +100,9 @@ pub(super) fn sender_loop(shared: &Worker, rx: &Receiver<Job>, overflow: Option<
             // Nowhere to keep them: lost for this backend, and counted as such.
             let points: u64 = group.iter().map(|j| j.batch.points as u64).sum();
             shared.stats.dropped_unbuffered.add(points);
+            for job in &group {
+                shared.dropped.record(&job.batch);
+            }
         }
         for job in group {
             shared.unapplied.done(job.batch.seq);
@@ -181,6 +186,7 @@ pub(super) fn finish_direct(shared: &Worker, job: Job, outcome: Outcome) {
     }
     if matches!(outcome, Outcome::Failed { .. }) {
         shared.stats.dropped_unbuffered.add(job.batch.points as u64);
+        shared.dropped.record(&job.batch);
     }
     shared.unapplied.done(job.batch.seq);
     if let Some(reply) = job.reply {

@@ -150,6 +150,15 @@ fn a_full_channel_drops_and_counts_for_an_unbuffered_backend() {
     assert_eq!(handle.stats.failed_requests.get(), extra as u64);
     handle.close(Instant::now());
     backend.join();
+    // Every write was given up (a full channel, a timeout, the shutdown deadline):
+    // one range says what the backend lacks, in memory and, after join, on disk.
+    let ranges = handle.dropped.ranges();
+    assert_eq!(ranges.len(), 1);
+    let r = &ranges[0];
+    assert_eq!((r.database.as_str(), r.from_ns, r.until_ns), ("x", 1, 3));
+    assert!(r.points >= 2 * extra as u64);
+    let file = output_dir(dir.path(), "in", "hung").join(crate::dropped::FILE_NAME);
+    assert_eq!(DroppedLog::open(file).ranges(), ranges);
 }
 
 #[test]

@@ -49,7 +49,8 @@ impl Precision {
         }
     }
 
-    fn nanos_per_unit(self) -> i64 {
+    /// Nanoseconds in one unit of this precision.
+    pub fn nanos_per_unit(self) -> i64 {
         match self {
             Precision::Nanoseconds => 1,
             Precision::Microseconds => 1_000,

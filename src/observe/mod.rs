@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Ack;
+use crate::dropped::DroppedLog;
 use crate::metrics::{
     unix_ms, BackendStats, ListenerStats, UdpListenerStats, UdpOutputStats, LATENCY_BOUNDS_US,
 };
@@ -102,6 +103,8 @@ pub struct BackendView<'a> {
     pub api: &'static str,
     pub reads: bool,
     pub stats: &'a BackendStats,
+    /// What the backend lacks: only `/status` and `/metrics` read it, not `/health`.
+    pub dropped: &'a DroppedLog,
     /// Being rebuilt (running, or failed and not yet resumed): it serves no read.
     pub rebuilding: bool,
     /// The output's latest rebuild, finished or not.
@@ -161,6 +164,7 @@ impl<'a> View<'a> {
                             stats: &b.stats,
                             rebuilding: b.rebuild.is_active(),
                             rebuild: shared.rebuilds.find(&l.config.name, &b.name),
+                            dropped: &b.dropped,
                         }
                     })
                     .collect(),
@@ -382,4 +386,4 @@ pub use health::health;
 use json::*;
 pub(crate) use json::{json_array, json_str, Obj};
 pub use prometheus::metrics;
-pub use status::{rfc3339, status};
+pub use status::{rfc3339, rfc3339_ns, status};

@@ -383,6 +383,21 @@ pub fn metrics(view: &View) -> Page {
             }
         }
     }
+    m.family(
+        "backend_dropped_ranges",
+        GAUGE,
+        "Time ranges (per database and retention policy) of writes given up for the \
+         backend: what it lacks; /status lists them.",
+    );
+    for l in &view.http {
+        for b in &l.backends {
+            m.sample(
+                "backend_dropped_ranges",
+                &[("listener", l.name), ("backend", b.name)],
+                b.dropped.len(),
+            );
+        }
+    }
 
     rebuild_families(&mut m, view);
 

@@ -86,6 +86,20 @@ pub(super) fn backend_status(out: &mut String, b: &BackendView, now_ms: u64) {
         dropped.num(reason, get(s));
     }
     dropped.close();
+    // Where the dropped points were: what to repair on this backend.
+    json_array(o.key("dropped_ranges"), b.dropped.ranges(), |out, r| {
+        let mut o = Obj::open(out);
+        o.str("database", &r.database);
+        o.str("retention_policy", &r.retention_policy);
+        o.str("from", &rfc3339_ns(r.from_ns));
+        o.str("until", &rfc3339_ns(r.until_ns));
+        let _ = write!(o.key("from_ns"), "{}", r.from_ns);
+        let _ = write!(o.key("until_ns"), "{}", r.until_ns);
+        o.num("points", r.points);
+        o.num("first_dropped_ms", r.first_dropped_ms);
+        o.num("last_dropped_ms", r.last_dropped_ms);
+        o.close();
+    });
     // Cloned out so the worker that records the next failure never waits on rendering.
     let last = s.last_error.lock().ok().and_then(|e| e.clone());
     match last {
@@ -151,6 +165,29 @@ pub fn rfc3339(unix_ms: u64) -> String {
         of_day % 3600 / 60,
         of_day % 60,
         unix_ms % 1000
+    )
+}
+
+/// Nanoseconds since the epoch as RFC 3339 UTC with all nine digits:
+/// `2024-02-29T13:05:09.042000001Z`. Any `i64`, so dates before 1970 too.
+pub fn rfc3339_ns(ns: i64) -> String {
+    const DAYS_PER_ERA: i64 = 146_097;
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Dates repeat every 400 years: count from a later era when `days` is negative.
+    let eras = if days < 0 {
+        days / -DAYS_PER_ERA + 1
+    } else {
+        0
+    };
+    let (year, month, day) = civil_from_days((days + eras * DAYS_PER_ERA) as u64);
+    format!(
+        "{:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        year as i64 - eras * 400,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        ns.rem_euclid(1_000_000_000)
     )
 }
 

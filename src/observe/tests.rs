@@ -1,6 +1,8 @@
 use super::prometheus::*;
 use super::status::*;
 use super::*;
+use crate::batch::Kind;
+use crate::dropped::DroppedLog;
 use crate::metrics::LastError;
 
 /// Stats that outlive the views borrowing them.
@@ -9,15 +11,23 @@ struct Fixture {
     backends: Vec<BackendStats>,
     udp_loops: Vec<Arc<UdpListenerStats>>,
     udp_out: UdpOutputStats,
+    /// One per backend; their files would be in `_dir`, never written by these tests.
+    dropped: Vec<DroppedLog>,
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
     fn new(backends: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
         Fixture {
             loops: vec![Arc::default(), Arc::default()],
             backends: (0..backends).map(|_| BackendStats::default()).collect(),
             udp_loops: vec![Arc::default(), Arc::default()],
             udp_out: UdpOutputStats::default(),
+            dropped: (0..backends)
+                .map(|i| DroppedLog::open(dir.path().join(i.to_string())))
+                .collect(),
+            _dir: dir,
         }
     }
 
@@ -48,6 +58,7 @@ impl Fixture {
                         stats,
                         rebuilding: false,
                         rebuild: None,
+                        dropped: &self.dropped[i],
                     })
                     .collect(),
             }],
@@ -171,6 +182,13 @@ fn status_sums_loops_and_shows_backend_detail() {
     });
     f.udp_loops[1].lines_in.add(5);
     f.udp_out.lines_too_long.add(2);
+    f.dropped[1].record_parts(
+        Kind::Write,
+        "db=my+db",
+        b"m v=1 1700000000000000001\nm v=2 1700000000000000002\n",
+        2,
+        1_700_000_000_500,
+    );
 
     let page = status(&f.view());
     assert_eq!(page.status, 200);
@@ -184,6 +202,8 @@ fn status_sums_loops_and_shows_backend_detail() {
         r#""dropped_points":{"queue_full":0,"buffer_full":0,"spool_full":9,"#,
         r#""last_error":{"message":"connection refused \"x\"","at":"2023-11-14T22:13:20.123Z","age_seconds":9.877}"#,
         r#""last_error":null"#,
+        r#""dropped_ranges":[{"database":"my db","retention_policy":"","from":"2023-11-14T22:13:20.000000001Z","until":"2023-11-14T22:13:20.000000003Z","from_ns":1700000000000000001,"until_ns":1700000000000000003,"points":2,"#,
+        r#""dropped_ranges":[],"#,
         r#""udp":[{"name":"udp-in","bind_addr":"127.0.0.1:8089","datagrams_in":0,"bytes_in":0,"lines_in":5,"#,
         r#""dropped_lines":{"too_long":2,"queue_full":0,"send_failed":0}"#,
     ] {
@@ -278,6 +298,18 @@ fn rfc3339_matches_known_instants() {
     assert_eq!(rfc3339(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
     assert_eq!(rfc3339(1_709_251_200_000), "2024-03-01T00:00:00.000Z");
     assert_eq!(rfc3339(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
+}
+
+#[test]
+fn rfc3339_ns_keeps_every_digit_before_and_after_1970() {
+    assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+    assert_eq!(
+        rfc3339_ns(951_825_600_000_000_007),
+        "2000-02-29T12:00:00.000000007Z"
+    );
+    assert_eq!(rfc3339_ns(-1), "1969-12-31T23:59:59.999999999Z");
+    assert_eq!(rfc3339_ns(i64::MIN), "1677-09-21T00:12:43.145224192Z");
+    assert_eq!(rfc3339_ns(i64::MAX), "2262-04-11T23:47:16.854775807Z");
 }
 
 #[test]
@@ -403,6 +435,8 @@ fn metrics_show_counters_by_listener_backend_code_and_reason() {
     f.backends[1].down.set(1);
     f.backends[1].spool_bytes.set(4096);
     f.udp_loops[0].truncated.inc();
+    f.dropped[0].record_parts(Kind::Write, "db=x", b"m v=1 1\n", 1, 1);
+    f.dropped[0].record_parts(Kind::Statement, "db=y", b"", 0, 1);
     let text = body(&metrics(&f.view()));
     for (series, value) in [
         ("influx_relay_points_in_total{listener=\"in\"}", "30"),
@@ -430,6 +464,14 @@ fn metrics_show_counters_by_listener_backend_code_and_reason() {
         (
             "influx_relay_udp_dropped_datagrams_total{listener=\"udp-in\",reason=\"truncated\"}",
             "1",
+        ),
+        (
+            "influx_relay_backend_dropped_ranges{listener=\"in\",backend=\"a\"}",
+            "2",
+        ),
+        (
+            "influx_relay_backend_dropped_ranges{listener=\"in\",backend=\"b\"}",
+            "0",
         ),
         ("influx_relay_healthy", "1"),
         ("influx_relay_uptime_seconds", "61.5"),

@@ -293,6 +293,9 @@ struct Walk<'a> {
     pipe: Pipe,
     chunk_bytes: usize,
     last_save: Instant,
+    /// With `dropped`: the ranges recorded for the target when the rebuild started,
+    /// `(database, from, until)`; the ones it repairs (drops recorded later are not).
+    dropped: Vec<(String, i64, i64)>,
 }
 
 impl<'a> Walk<'a> {
@@ -323,6 +326,16 @@ impl<'a> Walk<'a> {
             pipe: Pipe::new().map_err(|e| Stop::Failed(format!("cannot set up the copy: {e}")))?,
             chunk_bytes: CHUNK_BYTES.min(t.coalesce_limit.max(64 << 10)),
             last_save: Instant::now(),
+            dropped: if job.params.dropped {
+                shared.http[target.listener].backends[target.output]
+                    .dropped
+                    .ranges()
+                    .into_iter()
+                    .map(|r| (r.database, r.from_ns, r.until_ns))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -429,8 +442,9 @@ impl<'a> Walk<'a> {
             }
         }
         if self.job.params.dropped {
-            for (_db, _from, _until) in self.dropped_ranges() {
-                // DROPPED-WIRE
+            // Repaired: what was dropped for the target is there now.
+            for (db, from, until) in &self.dropped {
+                self.handle.dropped.forget(db, *from, *until);
             }
         }
         Ok(())
@@ -456,7 +470,7 @@ impl<'a> Walk<'a> {
             .job
             .params
             .dropped
-            .then(|| self.dropped_ranges().into_iter().map(|r| r.0).collect());
+            .then(|| self.dropped.iter().map(|r| r.0.clone()).collect());
         Ok(on_source
             .into_iter()
             .filter(|db| {
@@ -466,13 +480,14 @@ impl<'a> Walk<'a> {
                     asked.contains(db)
                 }
             })
-            .filter(|db| dropped.as_ref().is_none_or(|d| d.contains(db)))
+            // A range recorded without a database (a statement that named none)
+            // concerns them all.
+            .filter(|db| {
+                dropped
+                    .as_ref()
+                    .is_none_or(|d| d.contains(db) || d.contains(""))
+            })
             .collect())
-    }
-
-    /// `(database, from, until)` recorded as dropped for the target.
-    fn dropped_ranges(&self) -> Vec<(String, i64, i64)> {
-        Vec::new() // DROPPED-WIRE
     }
 
     /// The database and its retention policies on the target, with the source's
@@ -553,9 +568,9 @@ impl<'a> Walk<'a> {
                 .collect())
         })?;
         let dropped: Vec<(i64, i64)> = if self.job.params.dropped {
-            self.dropped_ranges()
-                .into_iter()
-                .filter(|r| r.0 == db)
+            self.dropped
+                .iter()
+                .filter(|r| r.0 == db || r.0.is_empty())
                 .map(|r| (r.1, r.2))
                 .collect()
         } else {
@@ -961,6 +976,13 @@ impl Pipe {
             };
             match c.outcome {
                 Outcome::Delivered | Outcome::Spooled | Outcome::Answered { .. } => return Ok(()),
+                Outcome::Rejected { status, body } if matches!(status, 401 | 403) => {
+                    // Every later copy would be refused alike.
+                    return Err(Stop::Failed(format!(
+                        "the target refused the copy's credentials ({status}: {}); give the output http-user and http-pass (or token)",
+                        String::from_utf8_lossy(&body).trim()
+                    )));
+                }
                 Outcome::Rejected { status, body } => {
                     job.note_error(
                         format!(

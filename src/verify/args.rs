@@ -8,7 +8,8 @@ use crate::config::parse_duration;
 
 pub const USAGE: &str = "\
 usage: influx-relay verify --config FILE [--listener NAME] [--db DB]... [--since DURATION|all]
-                           [--until TIME] [--window DURATION] [--json] [cost options]
+                           [--until TIME] [--window DURATION] [--dropped] [--json]
+                           [cost options]
 
 Reads every backend of each HTTP listener directly and compares them per database,
 retention policy, measurement and time window: point counts and a digest of the points
@@ -23,6 +24,9 @@ the backends are identical, 1 when they differ, 2 on error.
   --until TIME          end of the compared range, RFC 3339 or nanoseconds since the
                         epoch (default: now)
   --window DURATION     time window compared at once (default: 1h)
+  --dropped             only the time ranges the relay recorded as dropped for the
+                        listener's outputs (the dropped-ranges files under spool-dir),
+                        and only their databases; --since then defaults to all
   --json                print one JSON document instead of a table
 
 cost options:
@@ -63,6 +67,8 @@ pub struct Options {
     /// Nanoseconds since the epoch; `None` = the time verify starts.
     pub until: Option<i64>,
     pub window: Duration,
+    /// Only what the relay recorded as dropped for some output (`crate::dropped`).
+    pub dropped: bool,
     pub json: bool,
     /// Queries per second per backend; 0 = no limit.
     pub rate: f64,
@@ -81,6 +87,7 @@ impl Default for Options {
             since: Since::Ago(DEFAULT_SINCE),
             until: None,
             window: DEFAULT_WINDOW,
+            dropped: false,
             json: false,
             rate: DEFAULT_RATE,
             concurrency: DEFAULT_CONCURRENCY,
@@ -98,6 +105,7 @@ pub enum Parsed {
 /// `args` are those after `verify`.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut o = Options::default();
+    let mut since_given = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -110,6 +118,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         }
         if arg.starts_with('-') && flag == "json" {
             o.json = true;
+            continue;
+        }
+        if arg.starts_with('-') && flag == "dropped" {
+            o.dropped = true;
             continue;
         }
         if !arg.starts_with('-') {
@@ -126,6 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "listener" => o.listener = Some(value()?),
             "db" => o.databases.push(value()?),
             "since" => {
+                since_given = true;
                 let v = value()?;
                 o.since = if v == "all" {
                     Since::All
@@ -169,6 +182,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             }
             _ => return Err(format!("unknown argument {arg:?} (see verify --help)")),
         }
+    }
+    // Dropped ranges may be older than a day: the ranges bound the comparison.
+    if o.dropped && !since_given {
+        o.since = Since::All;
     }
     Ok(Parsed::Run(o))
 }
@@ -220,6 +237,11 @@ mod tests {
         assert_eq!(o.rate, 2.5);
         assert_eq!(o.concurrency, 1);
         assert_eq!(options(&["--since", "all"]).unwrap().since, Since::All);
+        let o = options(&["--dropped"]).unwrap();
+        assert!(o.dropped);
+        assert_eq!(o.since, Since::All);
+        let o = options(&["--dropped", "--since", "1h"]).unwrap();
+        assert_eq!(o.since, Since::Ago(Duration::from_secs(3600)));
         assert_eq!(options(&[]).unwrap(), Options::default());
     }
 

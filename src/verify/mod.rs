@@ -8,6 +8,10 @@
 //! same thing and compares the answers ([`compare`]) before the next, so memory is one
 //! answer chunk per backend, whatever the data.
 //!
+//! With `--dropped` only what the relay recorded as given up for some output is
+//! compared: the databases and time ranges of the listener's `dropped-ranges` files
+//! (written at most a second after a drop; see `crate::dropped`).
+//!
 //! Cost is bounded three ways: answers come in chunks of `--chunk-size` rows, at most
 //! `--concurrency` backends are asked at once (each one query at a time), and each
 //! backend gets at most `--rate` queries per second.
@@ -146,6 +150,17 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
     let result = run(&config, &options, &mut progress);
     progress.clear();
     match result {
+        Ok(report) if options.dropped && report.listeners.is_empty() => {
+            if json {
+                print!("{}", report::json(&report));
+            } else {
+                println!(
+                    "no dropped ranges recorded under {}: nothing to compare",
+                    config.spool_dir.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Ok(report) => {
             if json {
                 print!("{}", report::json(&report));
@@ -217,7 +232,15 @@ pub fn run(
     };
     let mut found_dbs = BTreeSet::new();
     for listener in listeners {
+        let limit = match options.dropped {
+            false => None,
+            true => match dropped_ranges(config, listener) {
+                ranges if ranges.is_empty() => continue,
+                ranges => Some(ranges),
+            },
+        };
         let mut check = Check::new(listener, options, since, until)?;
+        check.limit = limit;
         check.listener(progress, &mut found_dbs)?;
         report
             .differences
@@ -232,9 +255,46 @@ pub fn run(
     Ok(report)
 }
 
+/// What the relay recorded as dropped for any output of `listener`: per database,
+/// `[from, until)` spans, sorted and merged over outputs and retention policies (a
+/// retention policy is not told apart here: comparing all of the database's is
+/// the safe side). Database `""` (a statement that named none) stands for all.
+fn dropped_ranges(config: &Config, listener: &HttpConfig) -> BTreeMap<String, Vec<(i64, i64)>> {
+    let mut by_db: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for output in &listener.outputs {
+        let dir = crate::backend::output_dir(&config.spool_dir, &listener.name, &output.name);
+        let log = crate::dropped::DroppedLog::open(dir.join(crate::dropped::FILE_NAME));
+        for r in log.ranges() {
+            by_db
+                .entry(r.database)
+                .or_default()
+                .push((r.from_ns, r.until_ns));
+        }
+    }
+    for spans in by_db.values_mut() {
+        *spans = merged(std::mem::take(spans));
+    }
+    by_db
+}
+
+/// `spans` sorted, with those that overlap or touch made one.
+fn merged(mut spans: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(spans.len());
+    for (from, until) in spans {
+        match out.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(until),
+            _ => out.push((from, until)),
+        }
+    }
+    out
+}
+
 /// One listener's backends under comparison.
 struct Check<'o> {
     options: &'o Options,
+    /// With `--dropped`: the only databases and spans compared ([`dropped_ranges`]).
+    limit: Option<BTreeMap<String, Vec<(i64, i64)>>>,
     since: Option<i64>,
     until: i64,
     readers: Vec<Reader>,
@@ -275,6 +335,7 @@ impl<'o> Check<'o> {
         };
         Ok(Check {
             options,
+            limit: None,
             since,
             until,
             readers,
@@ -341,7 +402,13 @@ impl<'o> Check<'o> {
         let wanted: Vec<String> = all
             .into_iter()
             .filter(|db| {
-                if self.options.databases.is_empty() {
+                let dropped = self
+                    .limit
+                    .as_ref()
+                    .is_none_or(|l| l.contains_key(db) || l.contains_key(""));
+                if !dropped {
+                    false
+                } else if self.options.databases.is_empty() {
                     db != INTERNAL_DB
                 } else {
                     self.options.databases.contains(db)
@@ -496,9 +563,25 @@ impl<'o> Check<'o> {
                 None => return Ok(()),
             },
         };
+        let spans = match &self.limit {
+            None => vec![(start, end)],
+            Some(limit) => {
+                let dropped = [db, ""].into_iter().flat_map(|d| limit.get(d)).flatten();
+                let clipped = dropped
+                    .map(|(from, until)| (*from.max(&start), *until.min(&end)))
+                    .filter(|(from, until)| from < until)
+                    .collect();
+                merged(clipped)
+            }
+        };
         let size = i64::try_from(self.options.window.as_nanos()).unwrap_or(i64::MAX);
-        let total = windows(start, end, size).count();
-        for (n, (a, b)) in windows(start, end, size).enumerate() {
+        let all_windows = || {
+            spans
+                .iter()
+                .flat_map(move |(start, end)| windows(*start, *end, size))
+        };
+        let total = all_windows().count();
+        for (n, (a, b)) in all_windows().enumerate() {
             progress.show(|| {
                 format!(
                     "verify {}: {db}.{rp}.{m} window {}/{total} · {} differences so far",
@@ -584,6 +667,15 @@ pub(crate) fn windows(start: i64, end: i64, size: i64) -> impl Iterator<Item = (
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_spans_join_what_overlaps_or_touches() {
+        assert_eq!(
+            merged(vec![(30, 40), (0, 10), (10, 15), (5, 12), (41, 50)]),
+            [(0, 15), (30, 40), (41, 50)]
+        );
+        assert_eq!(merged(vec![]), []);
+    }
 
     #[test]
     fn windows_are_aligned_and_cover_the_range() {

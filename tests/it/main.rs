@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod clients;
 mod consistency;
+mod dropped;
 mod durability;
 mod ha;
 mod harness;
