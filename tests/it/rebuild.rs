@@ -552,7 +552,13 @@ fn rebuild_of_an_empty_target_copies_every_database_policy_and_point_with_its_ty
     let out = cli(&["rebuild", "--url", &url, "--output", "c", "--source", "a"]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stdout.trim().is_empty(), "no summary: {}", out.stderr);
-    let done = status(&relay, "c").expect("c was rebuilt");
+    let shown = cli(&[
+        "rebuild", "--url", &url, "--output", "c", "--status", "--json",
+    ]);
+    assert_eq!(shown.code, Some(0), "{}\n{}", shown.stdout, shown.stderr);
+    let done = Json::parse(shown.stdout.trim())
+        .unwrap_or_else(|e| panic!("--status --json: {e}: {}", shown.stdout));
+    assert_eq!(done["output"].as_str(), Some("c"), "{done}");
     assert_done(&done);
     assert_eq!(num(&done, "points_copied"), FIXTURE_POINTS, "{done}");
     assert_same(&source, &second, &FIXTURE_DBS);
@@ -675,6 +681,11 @@ fn live_writes_during_a_rebuild_are_not_undone() {
     assert!(
         overlapped >= 5,
         "only {overlapped} writes while the rebuild ran; slow it down: {done}"
+    );
+    // Without a window copied again, the race this test is about never happened.
+    assert!(
+        num(&done, "windows_redone") > 0,
+        "no live write touched a window while it was copied: {done}"
     );
 
     assert_same(&source, &target, &["telemetry"]);
@@ -1075,4 +1086,58 @@ fn a_default_policy_other_than_autogen_is_recreated_as_the_only_one() {
     assert_eq!(done["databases"][0].as_str(), Some("logs"), "{done}");
     assert_same(&source, &target, &["logs"]);
     assert_verify_identical(&relay, &["logs"]);
+}
+
+#[test]
+fn dropped_only_copies_the_ranges_given_up_for_the_target_and_clears_them() {
+    let (source, mut target) = pair();
+    for b in [&source, &target] {
+        statement(b, "", "CREATE DATABASE metrics");
+    }
+    // `b` has neither buffer nor spool: writes that fail for it are dropped, and recorded.
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .output("a", &source.write_url(), "5s")
+        .output("b", &target.write_url(), "2s");
+    let relay = Relay::start(&cfg.to_toml());
+    let dropped = || -> Vec<Json> {
+        let b = backend_status(&relay, "b");
+        b["dropped_ranges"].as_arr().unwrap_or_default().to_vec()
+    };
+    // Both get this one, a day before what b will lose.
+    let both = format!("m v=0i {}\n", DAY0 - DAY);
+    write_ok(relay.addr(), "metrics", both.as_bytes());
+    assert!(wait_until(Duration::from_secs(10), || count(
+        target.http_addr(),
+        "metrics",
+        "m"
+    ) == 1));
+
+    target.stop();
+    let lost: String = (1..=3)
+        .map(|i| format!("m v={i}i {}\n", DAY0 + i * HOUR))
+        .collect();
+    write_ok(relay.addr(), "metrics", lost.as_bytes());
+    // Only on the source, a day away from what was dropped: not for this rebuild to copy.
+    write_rp(
+        &source,
+        "metrics",
+        "autogen",
+        &format!("m v=9i {}\n", DAY0 + DAY),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !dropped().is_empty()),
+        "no dropped range recorded for b"
+    );
+    target.restart();
+
+    start(&relay, "output=b&dropped=true");
+    let done = wait_done(&relay, "b");
+    assert_done(&done);
+    assert_eq!(num(&done, "points_copied"), 3, "{done}");
+    let q = "SELECT v FROM m";
+    let mut want = vec![vec![(DAY0 - DAY).to_string(), "0".to_string()]];
+    want.extend((1..=3).map(|i| vec![(DAY0 + i * HOUR).to_string(), i.to_string()]));
+    assert_eq!(rows(target.http_addr(), "metrics", q), want);
+    assert!(dropped().is_empty(), "not cleared: {:?}", dropped());
 }
