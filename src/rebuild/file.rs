@@ -48,7 +48,7 @@ fn put(out: &mut String, key: &str, value: &str) {
     out.push('\n');
 }
 
-fn encode(p: &Params, d: &Detail, c: &Counters) -> String {
+pub fn encode(p: &Params, d: &Detail, c: &Counters) -> String {
     let mut out = String::with_capacity(1024);
     out.push_str(VERSION);
     out.push('\n');
@@ -116,7 +116,8 @@ pub fn load(path: &Path) -> io::Result<Loaded> {
     decode(&std::fs::read_to_string(path)?)
 }
 
-fn decode(text: &str) -> io::Result<Loaded> {
+/// A state file's text, checked.
+pub fn decode(text: &str) -> io::Result<Loaded> {
     let mut lines = text.lines();
     if lines.next() != Some(VERSION) {
         return Err(bad("not a rebuild state file of this version"));

@@ -17,8 +17,8 @@
 
 pub mod cli;
 mod copy;
-mod file;
-mod lines;
+pub mod file;
+pub mod lines;
 mod mark;
 mod status;
 

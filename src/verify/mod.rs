@@ -18,8 +18,8 @@
 
 mod args;
 mod compare;
-pub(crate) mod digest;
-pub(crate) mod json;
+pub mod digest;
+pub mod json;
 pub(crate) mod reader;
 mod report;
 pub(crate) mod time;

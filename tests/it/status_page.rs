@@ -289,3 +289,59 @@ fn a_browser_signs_in_when_auth_metrics_asks() {
     wait_for_state(&mut browser, "guarded/b0", "up", Duration::from_secs(15));
     assert_eq!(banner(&mut browser), None);
 }
+
+/// A backend being rebuilt shows as such, with its progress, and goes back to up when
+/// the rebuild is cancelled.
+#[test]
+fn a_browser_shows_a_rebuild_in_progress() {
+    let Some(chromium) = chromium_or_skip("status_page::a_browser_shows_a_rebuild_in_progress")
+    else {
+        return;
+    };
+    let backends = Influxd::start_n(2);
+    let db = unique_db("page_rebuild");
+    create_db(&backends[0], &db);
+    // One point per hour over a month: hundreds of windows at window=1h, copied slowly.
+    let start: i64 = 1_714_557_600_000_000_000;
+    let body: String = (0..720)
+        .map(|h| format!("m v={h} {}\n", start + h * 3_600_000_000_000))
+        .collect();
+    assert_eq!(backends[0].write(&db, &body).status, 204);
+    let cfg = RelayConfig::new()
+        .http_listener("in", "any")
+        .output("a", &backends[0].write_url(), "2s")
+        .output("b", &backends[1].write_url(), "2s");
+    let relay = Relay::start(&cfg.to_toml());
+    let addr = relay.addr();
+    let started = http_request(
+        addr,
+        "POST",
+        "/admin/rebuild?output=b&window=1h&rate=5",
+        &[],
+        b"",
+    );
+    assert_eq!(started.status, 202, "{}", started.body_str());
+
+    let mut browser = Browser::start(&chromium, 1000, 700);
+    browser.navigate(&format!("http://{addr}/"));
+    wait_for_state(&mut browser, "in/b", "rebuilding", SHOWS_WITHIN);
+    let shown = Instant::now();
+    let progress = loop {
+        let text = browser.eval(
+            "(() => { const r = document.querySelector('[data-backend=\"in/b\"] [data-rebuild]'); \
+             return r ? r.innerText : null; })()",
+        );
+        match text.as_str() {
+            Some(t) if t.contains("copying") => break t.to_string(),
+            _ if shown.elapsed() > SHOWS_WITHIN => panic!("no rebuild progress shown: {text:?}"),
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert!(progress.contains("running from a"), "{progress}");
+    assert!(progress.contains("windows"), "{progress}");
+    browser.screenshot(&screenshots().join("rebuilding.png"));
+
+    let cancelled = http_request(addr, "DELETE", "/admin/rebuild?output=b", &[], b"");
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body_str());
+    wait_for_state(&mut browser, "in/b", "up", SHOWS_WITHIN);
+}
