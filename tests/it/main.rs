@@ -14,6 +14,7 @@ mod http;
 mod observe;
 mod outputs;
 mod query;
+mod rebuild;
 mod recovery;
 mod status_page;
 mod tls;
