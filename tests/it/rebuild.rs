@@ -734,7 +734,7 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
     start(&relay, SLOW);
     let mut reads = 0;
     let mut copying_seen = false;
-    let mut windows_total = None;
+    let mut windows_planned = None;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(reads >= 40 && copying_seen) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -780,7 +780,7 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
         );
         assert!(metric(&relay, "influx_relay_rebuild_points_copied_total", "b").is_some());
         // Checked last, so that a missing gauge does not hide how reads behave.
-        windows_total = metric(&relay, "influx_relay_rebuild_windows_total", "b");
+        windows_planned = metric(&relay, "influx_relay_rebuild_windows_planned", "b");
     }
     assert!(copying_seen, "never saw the rebuild copying");
     assert!(
@@ -806,8 +806,8 @@ fn reads_through_the_relay_never_reach_a_rebuilding_target() {
         "no read reached b after its rebuild"
     );
     assert!(
-        windows_total.is_some_and(|n| n > 0.0),
-        "influx_relay_rebuild_windows_total while copying: {windows_total:?}"
+        windows_planned.is_some_and(|n| n > 0.0),
+        "influx_relay_rebuild_windows_planned while copying: {windows_planned:?}"
     );
 }
 
