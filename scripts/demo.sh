@@ -2,7 +2,8 @@
 # The relay's main job, end to end on this machine: two real InfluxDB 1.x, the relay
 # in front of them with a disk spool, the bundled load generator, one backend killed
 # and brought back, then the relay itself killed with -9 under load and restarted, and
-# proof that every acknowledged point reached both backends.
+# proof that every acknowledged point reached both backends; last, one backend replaced
+# by an empty server and rebuilt from the other under load, checked with `verify`.
 # Everything listens on 127.0.0.1 on ports the OS hands out; everything is stopped on
 # exit, or, with --keep, left running until Ctrl-C so the status page can be looked at.
 set -euo pipefail
@@ -278,6 +279,31 @@ if [ "$crash_ok" = 1 ]; then
     say "nothing acknowledged was lost: every acknowledged point is on both backends"
 else
     say "LOST acknowledged points"
+    exit 1
+fi
+
+# --- a replacement server: b loses its disk ---------------------------------------
+say "InfluxDB b loses its disk: an empty server takes its place, and the relay rebuilds it from a"
+kill -9 "${PID[b]}"; wait "${PID[b]}" 2>/dev/null || true
+rm -rf "$WORK/b/meta" "$WORK/b/data" "$WORK/b/wal"
+start_influxd b
+echo "b is empty: $(q b 'SHOW DATABASES' | python3 -c 'import json,sys; print([v[0] for s in json.load(sys.stdin)["results"][0].get("series", []) for v in s.get("values", [])])')"
+# Writes go on while it is rebuilt: they queue for b (its database does not exist yet)
+# and reach it in order once the rebuild has created it.
+load 8s >"$WORK/rebuild-load.txt" &
+LOAD_PID=$!
+PIDS+=("$LOAD_PID")
+$RELAY rebuild --url "http://127.0.0.1:$RELAY_PORT" --output b
+# While it ran, reads went to a only; /status showed b as "rebuilding".
+wait "$LOAD_PID"
+echo "load during the rebuild:"; cat "$WORK/rebuild-load.txt"
+wait_caught_up 120
+
+say "influx-relay verify: every database, retention policy, measurement and point, a against b"
+if $RELAY verify --config "$WORK/relay.toml" --since all --rate 0; then
+    say "the replacement holds exactly what a holds"
+else
+    say "MISMATCH after the rebuild"
     exit 1
 fi
 

@@ -44,6 +44,9 @@ impl Relay {
         let config = &config;
         let mut http = Vec::new();
         let mut backends = Vec::new();
+        // One rebuild mark per server: outputs of different listeners that name the
+        // same host and port write to one server, and a rebuild concerns all of them.
+        let mut marks: Vec<((String, u16), Arc<crate::rebuild::Mark>)> = Vec::new();
         for l in &config.http {
             // Before this listener's backend threads start: a bad PEM stops the start.
             let tls = l
@@ -54,7 +57,19 @@ impl Relay {
                 .map_err(|e| std::io::Error::other(format!("listener {:?}: {e}", l.name)))?;
             let mut handles = Vec::new();
             for output in &l.outputs {
-                let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir)?;
+                let server = (
+                    output.location.host.to_ascii_lowercase(),
+                    output.location.port,
+                );
+                let mark = match marks.iter().find(|(s, _)| *s == server) {
+                    Some((_, mark)) => mark.clone(),
+                    None => {
+                        let mark = Arc::new(crate::rebuild::Mark::default());
+                        marks.push((server, mark.clone()));
+                        mark
+                    }
+                };
+                let (handle, backend) = Backend::start(&l.name, output, &config.spool_dir, mark)?;
                 handles.push(handle);
                 backends.push(backend);
             }
@@ -202,23 +217,16 @@ impl Relay {
 }
 
 /// Fill `server_unapplied`: outputs of different listeners that name the same host
-/// and port write to one server, so a read there must wait for all of them; and give
-/// them one rebuild mark, since rebuilding the server concerns all of them.
+/// and port write to one server, so a read there must wait for all of them.
 fn link_same_servers(http: &mut [HttpListener]) {
     let server = |l: &HttpListener, i: usize| {
         let loc = &l.config.outputs[i].location;
         (loc.host.to_ascii_lowercase(), loc.port)
     };
     let mut all = Vec::new();
-    let mut marks: Vec<((String, u16), Arc<crate::rebuild::Mark>)> = Vec::new();
-    for l in http.iter_mut() {
-        for i in 0..l.backends.len() {
-            let me = server(l, i);
-            all.push((me.clone(), l.backends[i].unapplied.clone()));
-            match marks.iter().find(|(s, _)| *s == me) {
-                Some((_, mark)) => l.backends[i].rebuild = mark.clone(),
-                None => marks.push((me, l.backends[i].rebuild.clone())),
-            }
+    for l in http.iter() {
+        for (i, b) in l.backends.iter().enumerate() {
+            all.push((server(l, i), b.unapplied.clone()));
         }
     }
     for l in http.iter_mut() {

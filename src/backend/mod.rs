@@ -146,8 +146,8 @@ pub struct BackendHandle {
     /// (RAM buffer or spool); `None` without either.
     overflow: Option<Arc<Overflow>>,
     pace: Arc<Pace>,
-    /// Whether the server is being rebuilt; shared by every output naming the same
-    /// server (see `relay::link_same_servers`).
+    /// Whether the server is being rebuilt; one for every output naming the same
+    /// server (see `relay::Relay::start`).
     pub rebuild: Arc<crate::rebuild::Mark>,
 }
 
@@ -260,12 +260,14 @@ impl Backend {
         listener: &str,
         output: &HttpOutput,
         spool_dir: &Path,
+        rebuild: Arc<crate::rebuild::Mark>,
     ) -> std::io::Result<(BackendHandle, Backend)> {
         // First, so that a bad ca-file stops the start before any thread runs.
         let tls = crate::tls::client_tls(output)
             .map_err(|e| std::io::Error::other(format!("output {:?}: {e}", output.name)))?;
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
-        let shared = Worker::new(listener, output, tls, spool_dir);
+        let mut shared = Worker::new(listener, output, tls, spool_dir);
+        shared.rebuild = rebuild.clone();
         let (stats, unapplied, dropped, pace, control) = (
             shared.stats.clone(),
             shared.unapplied.clone(),
@@ -318,7 +320,7 @@ impl Backend {
                 control,
                 overflow,
                 pace,
-                rebuild: Default::default(),
+                rebuild,
             },
             Backend { threads, dropped },
         ))
@@ -391,6 +393,8 @@ pub(crate) struct Worker {
     last_probe_ms: AtomicU64,
     /// Unix ms of the last request that went to the backend (write, statement, probe).
     last_contact_ms: AtomicU64,
+    /// The server's rebuild mark, as the loops see it.
+    rebuild: Arc<crate::rebuild::Mark>,
 }
 
 impl Worker {
@@ -449,6 +453,7 @@ impl Worker {
             last_probe_ms: AtomicU64::new(0),
             last_contact_ms: AtomicU64::new(crate::metrics::unix_ms()),
             query_path: query_path_of(&output.location.path),
+            rebuild: Default::default(),
         };
         if let Some(mut store) = store {
             // Reopen the spool now, so replay of what an earlier run left starts at once.

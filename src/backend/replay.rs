@@ -119,7 +119,7 @@ pub(crate) fn verdict(outcome: &Outcome) -> Verdict {
 
 /// A 1.x backend says `database not found: "x"`; a 2.x one `bucket "x" not found`; a
 /// 3.x one `database not found`. Each may be created or restored any moment.
-fn is_database_not_found(body: &[u8]) -> bool {
+pub(super) fn is_database_not_found(body: &[u8]) -> bool {
     let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
     // In JSON the bucket's quotes come escaped: match the words around them.
     has(b"database not found") || (has(b"bucket ") && has(b" not found"))

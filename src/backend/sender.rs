@@ -79,7 +79,20 @@ pub(super) fn sender_loop(shared: &Worker, rx: &Receiver<Job>, overflow: Option<
             continue;
         }
         let group = coalesce(shared, rx, job, &mut held);
-        let outcome = post_group(shared, &mut client, &group, &mut gz);
+        let outcome = match post_group(shared, &mut client, &group, &mut gz) {
+            // A server being rebuilt lacks a database until the rebuild creates it: a
+            // write for it waits in order in the queue, as if the server were down,
+            // rather than being refused to its client.
+            Outcome::Rejected { status, body }
+                if shared.rebuild.is_active() && replay::is_database_not_found(&body) =>
+            {
+                Outcome::Failed {
+                    status: Some(status),
+                    body,
+                }
+            }
+            other => other,
+        };
         if group.len() > 1 && matches!(outcome, Outcome::Rejected { .. }) {
             // One client's bad write must not turn its neighbours' answers into
             // errors: say it per write. Every point carries a timestamp, so sending

@@ -28,7 +28,13 @@ fn an_active_overflow_list_is_drained_while_the_channel_is_empty() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (handle, backend) = Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+    let (handle, backend) = Backend::start(
+        "in",
+        &config.http[0].outputs[0],
+        dir.path(),
+        Default::default(),
+    )
+    .unwrap();
     let job = || Job {
         batch: Arc::new(crate::batch::Batch {
             kind: Kind::Write,
@@ -70,7 +76,13 @@ fn a_full_channel_never_drops_for_a_spooling_backend_it_reports_congestion() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (handle, backend) = Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+    let (handle, backend) = Backend::start(
+        "in",
+        &config.http[0].outputs[0],
+        dir.path(),
+        Default::default(),
+    )
+    .unwrap();
     let batch = Arc::new(crate::batch::Batch {
         kind: Kind::Write,
         query: "db=x".into(),
@@ -124,7 +136,13 @@ fn a_full_channel_drops_and_counts_for_an_unbuffered_backend() {
     ))
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (handle, backend) = Backend::start("in", &config.http[0].outputs[0], dir.path()).unwrap();
+    let (handle, backend) = Backend::start(
+        "in",
+        &config.http[0].outputs[0],
+        dir.path(),
+        Default::default(),
+    )
+    .unwrap();
     assert!(handle.overflow.is_none());
     let batch = Arc::new(crate::batch::Batch {
         kind: Kind::Write,

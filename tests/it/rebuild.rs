@@ -1141,3 +1141,39 @@ fn dropped_only_copies_the_ranges_given_up_for_the_target_and_clears_them() {
     assert_eq!(rows(target.http_addr(), "metrics", q), want);
     assert!(dropped().is_empty(), "not cleared: {:?}", dropped());
 }
+
+/// A live write for a database the target does not have yet (the rebuild has not
+/// created it) is kept in the target's queue, not refused to the client: with
+/// `ack = all` the client gets 204, and the point reaches the target once the database
+/// exists.
+#[test]
+fn a_write_for_a_database_the_rebuild_has_not_created_yet_waits_for_it() {
+    let (source, target) = pair();
+    statement(&source, "", "CREATE DATABASE late");
+    assert_eq!(source.write("late", "m v=1 1000000000\n").status, 204);
+    let relay = Relay::start(&config(&source, &target).to_toml());
+    // Two queries a second: the target's database comes a few queries in.
+    start(&relay, "output=b&rate=2");
+    let r = http_request(
+        relay.addr(),
+        "POST",
+        "/write?db=late",
+        &[],
+        b"m v=2 2000000000\n",
+    );
+    assert_eq!(r.status, 204, "{}", r.body_str());
+    let b = backend_status(&relay, "b");
+    assert!(
+        b["spooled_points"].as_u64() > Some(0),
+        "the write should have waited in b's queue: {b}"
+    );
+    assert_done(&wait_done(&relay, "b"));
+    let arrived = wait_until(Duration::from_secs(20), || {
+        count(target.http_addr(), "late", "m") == 2
+    });
+    assert!(
+        arrived,
+        "b holds {} of 2 points",
+        count(target.http_addr(), "late", "m")
+    );
+}
