@@ -441,6 +441,12 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+        // A copy the target's spool took is not in the target yet: the target may serve
+        // reads only once it has applied every copy.
+        self.phase("draining");
+        while !self.handle.unapplied.has_applied(self.pipe.last_seq) {
+            self.sleep(Duration::from_millis(50))?;
+        }
         if self.job.params.dropped {
             // Repaired: what was dropped for the target is there now.
             for (db, from, until) in &self.dropped {
@@ -925,6 +931,8 @@ struct Pipe {
     _poll: mio::Poll,
     in_flight: BTreeMap<u64, SharedBatch>,
     next: u64,
+    /// The highest change number of a copy sent so far.
+    last_seq: u64,
 }
 
 impl Pipe {
@@ -938,11 +946,13 @@ impl Pipe {
             _poll: poll,
             in_flight: BTreeMap::new(),
             next: 0,
+            last_seq: 0,
         })
     }
 
     fn submit(&mut self, handle: &BackendHandle, batch: SharedBatch) {
         self.next += 1;
+        self.last_seq = self.last_seq.max(batch.seq);
         self.in_flight.insert(self.next, batch.clone());
         handle.submit(BackendJob {
             batch,
