@@ -135,6 +135,9 @@ pub struct RunConfig {
     pub udp_rate: Option<f64>,
     pub series: u64,
     pub timestamps: bool,
+    /// `--ts-step`: stamp the lines of the `--requests` budget this far apart, ending
+    /// at the run's start, instead of from the clock (HTTP, nanoseconds only).
+    pub ts_step: Option<Duration>,
     pub db: String,
     /// `None` sends no `precision=` and stamps nanoseconds.
     pub precision: Option<Precision>,
@@ -218,6 +221,7 @@ impl RunConfig {
             udp_rate: None,
             series: DEFAULT_SERIES,
             timestamps: true,
+            ts_step: None,
             db: DEFAULT_DB.to_string(),
             precision: None,
             precision_param: None,
@@ -262,7 +266,7 @@ usage:
                 [--duration 10s | --requests N] [--connections 32] [--lines 100]
                 [--rate REQ_PER_SEC] [--udp-rate DGRAMS_PER_SEC] [--series 1000]
                 [--timestamps | --no-timestamps] [--precision n|u|ms|s|m|h]
-                [--db loadtest] [--gzip] [--threads N] [--run-id ID]
+                [--ts-step DURATION] [--db loadtest] [--gzip] [--threads N] [--run-id ID]
                 [--timeout 10s] [--window 1s] [--phase NAME=FROM-TO ...] [--json]
                 [--api v1|v2|v3]
                 [--progress auto|live|lines|off]
@@ -396,6 +400,14 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
             "--series" => cfg.series = parse_positive(flag, value()?)?,
             "--timestamps" => cfg.timestamps = true,
             "--no-timestamps" => cfg.timestamps = false,
+            "--ts-step" => {
+                let d =
+                    parse_duration(value()?).map_err(|e| ArgError(format!("--ts-step: {e}")))?;
+                if d.is_zero() {
+                    return err("--ts-step must be above zero");
+                }
+                cfg.ts_step = Some(d);
+            }
             "--db" => {
                 let v = value()?;
                 if v.is_empty() || !v.bytes().all(is_query_safe) {
@@ -465,6 +477,18 @@ fn parse_run(args: &[String]) -> Result<RunConfig, ArgError> {
         && matches!(cfg.precision, Some(Precision::Minutes | Precision::Hours))
     {
         return err("--precision m and h exist only in the v1 API (--api v1)");
+    }
+    // The budget fixes where the backfill starts; a step below the precision's unit
+    // would round lines onto each other, and datagrams take no request numbers.
+    if cfg.ts_step.is_some()
+        && (cfg.requests.is_none()
+            || cfg.udp.is_some()
+            || !cfg.timestamps
+            || !matches!(cfg.precision, None | Some(Precision::Nanos)))
+    {
+        return err(
+            "--ts-step needs --requests, HTTP only, and timestamps in nanoseconds (no --no-timestamps, --precision n)",
+        );
     }
     if !cfg.phases.is_empty() && cfg.window.is_none() {
         cfg.window = Some(DEFAULT_WINDOW);
@@ -802,6 +826,38 @@ mod tests {
         let c = run(&["--target", "http://127.0.0.1:1", "--requests", "5"]).unwrap();
         assert_eq!(c.duration, None);
         assert_eq!(c.requests, Some(5));
+    }
+
+    #[test]
+    fn ts_step_needs_nanosecond_timestamps() {
+        let t = ["--target", "http://127.0.0.1:1", "--requests", "10"];
+        let c = run(&[t[0], t[1], t[2], t[3], "--ts-step", "10s"]).unwrap();
+        assert_eq!(c.ts_step, Some(Duration::from_secs(10)));
+        let c = run(&[
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            "--ts-step",
+            "1ms",
+            "--precision",
+            "n",
+        ])
+        .unwrap();
+        assert_eq!(c.ts_step, Some(Duration::from_millis(1)));
+        for bad in [
+            &["--ts-step", "0s"][..],
+            &["--ts-step", "10s", "--precision", "s"],
+            &["--ts-step", "10s", "--no-timestamps"],
+            &["--ts-step", "10s", "--udp", "127.0.0.1:2"],
+        ] {
+            let mut args = t.to_vec();
+            args.extend_from_slice(bad);
+            let e = run(&args).unwrap_err();
+            assert!(e.0.contains("--ts-step"), "{bad:?}: {e}");
+        }
+        let e = run(&["--target", "http://127.0.0.1:1", "--ts-step", "10s"]).unwrap_err();
+        assert!(e.0.contains("--requests"), "{e}");
     }
 
     #[test]

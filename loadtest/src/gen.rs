@@ -40,6 +40,10 @@ pub struct GenConfig {
     pub timestamps: bool,
     /// Nanoseconds per timestamp unit (1 for ns precision).
     pub unit_nanos: u64,
+    /// `--ts-step` in nanoseconds; 0 stamps from the clock. Otherwise the lines of one
+    /// fill are this far apart from the stamp given, which the run derives from the
+    /// request's number (see `run`).
+    pub ts_step: u64,
 }
 
 /// Pre-rendered field tails (`,usage=…,latency=…`), shared by all generators of a run.
@@ -165,7 +169,9 @@ impl LineGen {
             // Fine precisions spread a batch over distinct instants so a real InfluxDB
             // keeps every point; coarse ones keep the receive instant instead of
             // pushing points minutes into the future.
-            let ts = if cfg.unit_nanos <= 1_000 {
+            let ts = if cfg.ts_step > 0 {
+                base_ts + index_in_batch * cfg.ts_step
+            } else if cfg.unit_nanos <= 1_000 {
                 base_ts + index_in_batch
             } else {
                 base_ts
@@ -216,6 +222,7 @@ mod tests {
             series,
             timestamps,
             unit_nanos: 1,
+            ts_step: 0,
         });
         LineGen::new(cfg, FieldPool::new(7), stream)
     }
@@ -332,5 +339,29 @@ mod tests {
             seen.extend(m.into_iter().map(|x| x.1));
         }
         assert!(seen.iter().enumerate().all(|(i, &s)| s == i as u64));
+    }
+
+    #[test]
+    fn ts_step_spaces_the_lines_of_a_fill_from_the_stamp() {
+        let step = 60_000_000_000u64;
+        let cfg = Arc::new(GenConfig {
+            run_id: "rtest".into(),
+            series: 10,
+            timestamps: true,
+            unit_nanos: 1,
+            ts_step: step,
+        });
+        let mut g = LineGen::new(cfg, FieldPool::new(7), 2);
+        let mut body = Vec::new();
+        g.fill(&mut body, 4, 1_000);
+        let stamps: Vec<u64> = std::str::from_utf8(&body)
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            stamps,
+            [1_000, 1_000 + step, 1_000 + 2 * step, 1_000 + 3 * step]
+        );
     }
 }

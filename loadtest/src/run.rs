@@ -59,14 +59,19 @@ struct Shared {
     limit: Option<u64>,
     /// Start of the run: window 0 of every thread's timeline begins here.
     start: Instant,
+    /// With `--ts-step`: the stamp of request 0's first line, so that the last line of
+    /// the `--requests` budget is stamped just before the run started.
+    ts_origin: u64,
 }
 
 impl Shared {
-    /// Takes one request from the `--requests` budget; false once it is spent.
-    fn claim(&self) -> bool {
+    /// Takes one request from the `--requests` budget; its number (0, 1, …), or `None`
+    /// once the budget is spent.
+    fn claim(&self) -> Option<u64> {
+        let n = self.claimed.fetch_add(1, Ordering::Relaxed);
         match self.limit {
-            None => true,
-            Some(l) => self.claimed.fetch_add(1, Ordering::Relaxed) < l,
+            Some(l) if n >= l => None,
+            _ => Some(n),
         }
     }
 
@@ -113,17 +118,22 @@ pub fn progress_for(mode: ProgressMode) -> Option<Progress> {
 pub fn run(cfg: &RunConfig, progress: Option<Progress>) -> io::Result<Report> {
     let start = Instant::now();
     let start_unix_ms = unix_nanos() / 1_000_000;
+    let ts_step = cfg.ts_step.map_or(0, |d| d.as_nanos() as u64);
+    // Every line of the budget one step apart, the last one a step before the start.
+    let budget_lines = cfg.requests.unwrap_or(0) * cfg.lines as u64;
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         claimed: AtomicU64::new(0),
         limit: cfg.requests,
         start,
+        ts_origin: (start_unix_ms * 1_000_000).saturating_sub(budget_lines * ts_step),
     });
     let gen_cfg = Arc::new(GenConfig {
         run_id: cfg.run_id.clone(),
         series: cfg.series,
         timestamps: cfg.timestamps,
         unit_nanos: cfg.unit_nanos(),
+        ts_step,
     });
     let pool = FieldPool::new(0x5eed);
     let (tx, rx) = crossbeam_channel::bounded::<Tick>(256);
@@ -694,22 +704,28 @@ impl Worker {
             {
                 return;
             }
-            if !self.shared.claim() {
+            let Some(number) = self.shared.claim() else {
                 self.exhausted = true;
                 return;
-            }
+            };
             self.ready.pop_front();
             let due = self.pacer.as_mut().map(Pacer::take);
-            self.begin(i, due, now);
+            self.begin(i, number, due, now);
         }
     }
 
     /// Builds and starts sending a request; `due` is its paced start time, if paced.
-    fn begin(&mut self, i: usize, due: Option<Instant>, now: Instant) {
+    fn begin(&mut self, i: usize, number: u64, due: Option<Instant>, now: Instant) {
         let lines = self.cfg.lines;
         let c = &mut self.conns[i];
         self.scratch.clear();
-        c.gen.fill(&mut self.scratch, lines, unix_nanos());
+        // With --ts-step the request's number places its lines in the backfilled
+        // stretch: unique stamps, rising with the order requests were started in.
+        let stamp = match self.cfg.ts_step {
+            Some(step) => self.shared.ts_origin + number * lines as u64 * step.as_nanos() as u64,
+            None => unix_nanos(),
+        };
+        c.gen.fill(&mut self.scratch, lines, stamp);
         c.out.clear();
         let body: &[u8] = match &mut self.gzip {
             Some(gz) => {
@@ -904,7 +920,7 @@ impl Worker {
         }
         // A failed connect spends budget too, so `--requests` alone still ends against
         // a target that never comes up.
-        if f == Failure::Connect && self.shared.limit.is_some() && !self.shared.claim() {
+        if f == Failure::Connect && self.shared.limit.is_some() && self.shared.claim().is_none() {
             self.exhausted = true;
         }
         self.drop_socket(i);
@@ -983,7 +999,7 @@ fn udp_sender(
         // nothing next to the system calls it saves.
         let stamp = unix_nanos();
         while batch.len() < due {
-            if only && !shared.claim() {
+            if only && shared.claim().is_none() {
                 budget_spent = true;
                 break;
             }
