@@ -21,8 +21,7 @@
 //! or the new list, never half of one.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -177,30 +176,14 @@ impl DroppedLog {
 
     /// [`DroppedLog::record`] for a write known by its parts (a spool record).
     pub fn record_parts(&self, kind: Kind, query: &str, body: &[u8], points: u64, now_ms: u64) {
-        let mut database = String::new();
-        let mut retention_policy = String::new();
-        let mut unit = 1;
-        for (key, value) in query_pairs(query) {
-            match key.as_str() {
-                "db" => database = value,
-                "rp" => retention_policy = value,
-                "precision" => {
-                    unit = Precision::parse(&value)
-                        .unwrap_or_default()
-                        .nanos_per_unit()
-                }
-                _ => {}
-            }
-        }
-        let (from_ns, until_ns) = match kind {
-            Kind::Statement => (i64::MIN, i64::MAX),
-            Kind::Write => match time_span(body, unit) {
-                // At the very end of time `until` cannot pass the latest point: the
-                // range starts one earlier instead, so it is never empty.
-                Some((min, max)) => (min.min(i64::MAX - 1), max.saturating_add(1)),
-                None if body.is_empty() => return,
-                None => (i64::MIN, i64::MAX),
-            },
+        let Some(Covered {
+            database,
+            retention_policy,
+            from_ns,
+            until_ns,
+        }) = covered(kind, query, body)
+        else {
+            return;
         };
         let Ok(mut ranges) = self.ranges.lock() else {
             return;
@@ -304,7 +287,7 @@ impl DroppedLog {
         self.flushed_ms
             .store(crate::metrics::unix_ms(), Ordering::Relaxed);
         let text = self.render();
-        if let Err(e) = write_atomically(&self.path, text.as_bytes()) {
+        if let Err(e) = crate::spool::replace_file(&self.path, text.as_bytes()) {
             self.dirty.store(true, Ordering::Release);
             if let Some(suppressed) = FLUSH_ERROR_LOG.check() {
                 crate::error!(
@@ -354,24 +337,6 @@ fn parse_line(line: &str) -> Option<DroppedRange> {
         last_dropped_ms: f.next()?.parse().ok()?,
     };
     (f.next().is_none() && r.from_ns < r.until_ns).then_some(r)
-}
-
-/// Replace `path` with `bytes`: a temporary file beside it, fsynced, renamed over it,
-/// and the directory fsynced so the rename itself survives a crash.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_file_name(format!("{FILE_NAME}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    // Not every platform can open a directory to sync it; the rename is done anyway.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 impl Ranges {
@@ -483,6 +448,54 @@ impl Series {
             }
         }
     }
+}
+
+/// What a write or statement may change: its database and retention policy (from its
+/// query string) and the span of its timestamps.
+pub struct Covered {
+    pub database: String,
+    /// `""`: the database's default.
+    pub retention_policy: String,
+    pub from_ns: i64,
+    /// Exclusive.
+    pub until_ns: i64,
+}
+
+/// What `body` (sent with `query`) covers: all time for a statement, or for a write
+/// with a timestamp that cannot be read, since what it changed has no bounds that can
+/// be read; `None` for a write without points.
+pub fn covered(kind: Kind, query: &str, body: &[u8]) -> Option<Covered> {
+    let mut database = String::new();
+    let mut retention_policy = String::new();
+    let mut unit = 1;
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "db" => database = value,
+            "rp" => retention_policy = value,
+            "precision" => {
+                unit = Precision::parse(&value)
+                    .unwrap_or_default()
+                    .nanos_per_unit()
+            }
+            _ => {}
+        }
+    }
+    let (from_ns, until_ns) = match kind {
+        Kind::Statement => (i64::MIN, i64::MAX),
+        Kind::Write => match time_span(body, unit) {
+            // At the very end of time `until` cannot pass the latest point: the range
+            // starts one earlier instead, so it is never empty.
+            Some((min, max)) => (min.min(i64::MAX - 1), max.saturating_add(1)),
+            None if body.is_empty() => return None,
+            None => (i64::MIN, i64::MAX),
+        },
+    };
+    Some(Covered {
+        database,
+        retention_policy,
+        from_ns,
+        until_ns,
+    })
 }
 
 /// The earliest and latest timestamp of `body`, in nanoseconds, its timestamps being

@@ -31,11 +31,6 @@ impl Precision {
         ns / self.nanos_per_unit()
     }
 
-    /// A timestamp in this precision → nanoseconds since the epoch (saturating).
-    pub fn to_nanos(self, t: i64) -> i64 {
-        t.saturating_mul(self.nanos_per_unit())
-    }
-
     /// The spelling InfluxDB 1.x understands in `precision=`. It silently reads any other
     /// value (`ns`, `us`, `µ`) as nanoseconds, so a forwarded query must use this one.
     pub fn as_query_value(self) -> &'static str {

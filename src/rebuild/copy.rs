@@ -350,7 +350,7 @@ impl<'a> Walk<'a> {
         mut step: impl FnMut(&mut Self) -> Result<T, VerifyError>,
     ) -> Result<T, Stop> {
         let mut first_failure: Option<Instant> = None;
-        let mut pause = BACKOFF_FIRST;
+        let mut wait = BACKOFF_FIRST;
         loop {
             if self.job.stopping() {
                 return Err(Stop::Stopped);
@@ -373,23 +373,15 @@ impl<'a> Walk<'a> {
                     }
                     Counters::add(&self.job.counters.retries, 1);
                     self.job.note_error(e.to_string(), false);
-                    self.sleep(pause)?;
-                    pause = (pause * 2).min(BACKOFF_MAX);
+                    self.sleep(wait)?;
+                    wait = (wait * 2).min(BACKOFF_MAX);
                 }
             }
         }
     }
 
-    /// Sleep, waking early when the rebuild is stopped.
     fn sleep(&self, d: Duration) -> Result<(), Stop> {
-        let end = Instant::now() + d;
-        while Instant::now() < end {
-            if self.job.stopping() {
-                return Err(Stop::Stopped);
-            }
-            std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
-        }
-        Ok(())
+        pause(self.job, d)
     }
 
     fn everything(&mut self) -> Result<(), Stop> {
@@ -841,49 +833,13 @@ fn unit_cursor(plan: &Plan, window_start: i64) -> Cursor {
 }
 
 /// Whether the live write `batch` may have changed a point of database `db` in
-/// `[a, b)`. Statements (`DELETE`, `DROP`) on the database always may.
+/// `[a, b)`. Statements (`DELETE`, `DROP`) on the database always may, and so does a
+/// write whose timestamps cannot all be read.
 fn touches(batch: &Batch, db: &str, a: i64, b: i64) -> bool {
-    let mut batch_db = None;
-    let mut precision = crate::config::Precision::Nanoseconds;
-    for (k, v) in crate::http::write::query_pairs(&batch.query) {
-        match k.as_str() {
-            "db" => batch_db = Some(v),
-            "precision" => {
-                precision = crate::config::Precision::parse(&v).unwrap_or(precision);
-            }
-            _ => {}
-        }
-    }
-    if batch_db.as_deref().is_some_and(|d| d != db) {
-        return false;
-    }
-    if batch.kind == Kind::Statement {
-        return true;
-    }
-    match time_span(&batch.body, precision) {
-        Some((min, max)) => min < b && a <= max,
-        // No timestamp found: assume the worst.
+    match crate::dropped::covered(batch.kind, &batch.query, &batch.body) {
+        Some(c) => (c.database.is_empty() || c.database == db) && c.from_ns < b && a < c.until_ns,
         None => true,
     }
-}
-
-/// The earliest and latest timestamp (ns) of a body whose every line ends with one.
-fn time_span(body: &[u8], precision: crate::config::Precision) -> Option<(i64, i64)> {
-    let mut span: Option<(i64, i64)> = None;
-    for line in body.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() || line[0] == b'#' {
-            continue;
-        }
-        let start = memchr::memrchr(b' ', line).map_or(0, |i| i + 1);
-        let ts: i64 = std::str::from_utf8(&line[start..]).ok()?.parse().ok()?;
-        let ns = precision.to_nanos(ts);
-        span = Some(match span {
-            None => (ns, ns),
-            Some((lo, hi)) => (lo.min(ns), hi.max(ns)),
-        });
-    }
-    span
 }
 
 /// A Go duration as `SHOW RETENTION POLICIES` prints it (`168h0m0s`, `0s`) as an
@@ -920,6 +876,18 @@ fn influxql_duration(go: &str) -> Option<String> {
         ns if ns % 1_000_000 == 0 => format!("{}ms", ns / 1_000_000),
         ns => format!("{}u", ns / 1_000),
     })
+}
+
+/// Sleep for `d`, waking early when the rebuild is stopped.
+fn pause(job: &Job, d: Duration) -> Result<(), Stop> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if job.stopping() {
+            return Err(Stop::Stopped);
+        }
+        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+    Ok(())
 }
 
 /// Copied writes on their way to the target, through its queue like any write, with
@@ -985,7 +953,7 @@ impl Pipe {
     /// `give-up-after`.
     fn wait_one(&mut self, handle: &BackendHandle, job: &Job) -> Result<(), Stop> {
         let started = Instant::now();
-        let mut pause = BACKOFF_FIRST;
+        let mut wait = BACKOFF_FIRST;
         loop {
             if job.stopping() {
                 self.in_flight.clear();
@@ -1035,15 +1003,11 @@ impl Pipe {
                         format!("a copied write failed at the target ({why}); sent again"),
                         false,
                     );
-                    let end = Instant::now() + pause;
-                    while Instant::now() < end {
-                        if job.stopping() {
-                            self.in_flight.clear();
-                            return Err(Stop::Stopped);
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
+                    if let Err(stop) = pause(job, wait) {
+                        self.in_flight.clear();
+                        return Err(stop);
                     }
-                    pause = (pause * 2).min(BACKOFF_MAX);
+                    wait = (wait * 2).min(BACKOFF_MAX);
                     self.submit(handle, batch);
                 }
             }
@@ -1084,15 +1048,5 @@ mod tests {
             ..write("db=a&q=DROP+MEASUREMENT+m", "")
         };
         assert!(touches(&statement, "a", 0, 1));
-    }
-
-    #[test]
-    fn time_spans_follow_the_precision() {
-        use crate::config::Precision;
-        assert_eq!(
-            time_span(b"m v=1 3\nm v=1 1\n", Precision::Milliseconds),
-            Some((1_000_000, 3_000_000))
-        );
-        assert_eq!(time_span(b"m v=1 x\n", Precision::Nanoseconds), None);
     }
 }

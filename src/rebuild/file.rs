@@ -1,11 +1,11 @@
 //! The rebuild state file: what was asked, how far it got, and how it ended, one
-//! `key value` per line with values percent-encoded (names may hold any byte).
-//! Written to a temporary file, synced and renamed, so a crash leaves the old or the
-//! new state, never half of one.
+//! `key value` per line with values percent-encoded (names may hold any byte),
+//! replaced whole ([`crate::spool::replace_file`]) so a crash leaves the old or the new
+//! state, never half of one.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,21 +24,7 @@ pub struct Loaded {
 
 pub fn save(path: &Path, job: &Job) -> io::Result<()> {
     let text = encode(&job.params, &job.detail(), &job.counters);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("state.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // The rename itself is durable only once the directory is synced.
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::spool::replace_file(path, text.as_bytes())
 }
 
 fn put(out: &mut String, key: &str, value: &str) {

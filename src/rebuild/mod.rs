@@ -509,9 +509,4 @@ impl Registry {
             let _ = t.join();
         }
     }
-
-    /// The rebuild state of every output, for `/status` and `/metrics`.
-    pub fn of_output(&self, listener: &str, output: &str) -> Option<Arc<Job>> {
-        self.find(listener, output)
-    }
 }

@@ -88,6 +88,31 @@ pub(super) fn create_dir_durably(dir: &Path) -> Result<(), SpoolError> {
     Ok(())
 }
 
+/// Replace `path` with `bytes`: a temporary file beside it, fsynced, renamed over it,
+/// and the directory fsynced so the rename itself survives a crash. A crash leaves the
+/// old contents or the new, never half of either. (Small state files: the dropped
+/// ranges, a rebuild's progress.)
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = File::create(&tmp)?;
+    std::io::Write::write_all(&mut f, bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    // Not every platform can open a directory to sync it; the rename is done anyway.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 pub(super) fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir)
         .and_then(|d| d.sync_all())

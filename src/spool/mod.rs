@@ -35,6 +35,7 @@ mod recovery;
 #[cfg(test)]
 mod tests;
 
+pub use files::replace_file;
 use files::*;
 pub use record::{read_record, Record, RecordKind, RecordRef, MAX_PAYLOAD_BYTES};
 
