@@ -108,43 +108,10 @@ thread_ticks() { # pid name
 cpu_s() { calc '%.1f' "($2 - $1) / $TICKS"; }
 
 # --- two influxd ------------------------------------------------------------------------
-declare -A PORT IPID
-start_influxd() { # name
-    local name=$1 dir="$WORK/$1"
-    mkdir -p "$dir"
-    PORT[$name]=$(free_port tcp)
-    cat >"$dir/influxd.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port tcp)"
-[meta]
-  dir = "$dir/meta"
-[data]
-  dir = "$dir/data"
-  wal-dir = "$dir/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:${PORT[$name]}"
-  log-enabled = false
-CONF
-    influxd run -config "$dir/influxd.conf" >>"$dir/log" 2>&1 &
-    IPID[$name]=$!
-    PIDS+=("$!")
-    for _ in $(seq 100); do
-        # Ours only if it answers as InfluxDB and our process is still alive.
-        if curl -sf -o /dev/null -D - "http://127.0.0.1:${PORT[$name]}/ping" 2>/dev/null | grep -qi '^x-influxdb-version' \
-            && kill -0 "${IPID[$name]}" 2>/dev/null; then
-            return
-        fi
-        sleep 0.2
-    done
-    echo "error: influxd $name did not start; its log:" >&2
-    tail -20 "$dir/log" >&2
-    exit 1
-}
+# shellcheck source=scripts/influxd-lib.sh
+source scripts/influxd-lib.sh
 q() { # name query
-    curl -sf "http://127.0.0.1:${PORT[$1]}/query" --data-urlencode "q=$2"
+    curl -sf "http://127.0.0.1:${HTTP_PORT[$1]}/query" --data-urlencode "q=$2"
 }
 # Points in database bench on one influxd: every generated line has the field seq.
 count_points() { # name
@@ -164,12 +131,12 @@ q source 'CREATE DATABASE "bench" WITH SHARD DURATION 1d' >/dev/null
 # the load, as a backfill in time order would send them.
 STEP_NS=$((DAYS * 86400 * 1000000000 / POINTS))
 say "loading $POINTS points into the source: $LINES lines per request, $CONNECTIONS connections, $SERIES series, one every ${STEP_NS} ns over $DAYS days"
-s0=$(cpu_ticks "${IPID[source]}")
-timeout "$(left)" "$BIN/loadtest" run --target "http://127.0.0.1:${PORT[source]}" --db bench \
+s0=$(cpu_ticks "${PID[source]}")
+timeout "$(left)" "$BIN/loadtest" run --target "http://127.0.0.1:${HTTP_PORT[source]}" --db bench \
     --requests $((POINTS / LINES)) --duration 1h --lines "$LINES" --connections "$CONNECTIONS" \
     --series "$SERIES" --ts-step "${STEP_NS}ns" --timeout 60s --progress off --json \
     >"$WORK/load.json" 2>"$WORK/load.err"
-s1=$(cpu_ticks "${IPID[source]}")
+s1=$(cpu_ticks "${PID[source]}")
 LOAD_CPU=$(cpu_s "$s0" "$s1")
 DIRECT=$(jq .lines_per_sec "$WORK/load.json")
 FAILED=0
@@ -194,7 +161,7 @@ read_source() { # chunk-size → seconds
         for ((day = 0; day <= DAYS + 1; day++)); do
             from=$((start_ns + day * 86400 * 1000000000))
             to=$((from + 86400 * 1000000000))
-            curl -sf -o /dev/null --max-time "$(left)" "http://127.0.0.1:${PORT[source]}/query" \
+            curl -sf -o /dev/null --max-time "$(left)" "http://127.0.0.1:${HTTP_PORT[source]}/query" \
                 --data-urlencode "db=bench" --data-urlencode "chunked=true" \
                 --data-urlencode "chunk_size=$1" --data-urlencode "epoch=ns" \
                 --data-urlencode "q=SELECT * FROM \"bench\".\"autogen\".\"$m\" WHERE time >= $from AND time < $to GROUP BY *"
@@ -203,9 +170,9 @@ read_source() { # chunk-size → seconds
     calc '%.3f' "($(now_ms) - $t0) / 1000"
 }
 say "reading the source alone (chunked SELECT * GROUP BY *, 24 h at a time)"
-s0=$(cpu_ticks "${IPID[source]}")
+s0=$(cpu_ticks "${PID[source]}")
 READ_SECS=$(read_source 10000)
-s1=$(cpu_ticks "${IPID[source]}")
+s1=$(cpu_ticks "${PID[source]}")
 READ_RATE=$(calc '%.0f' "$POINTS / $READ_SECS")
 READ_CPU=$(cpu_s "$s0" "$s1")
 say "source read: $READ_RATE points/s, source CPU $READ_CPU s"
@@ -220,8 +187,8 @@ log-level = "info"
 name = "bench"
 bind-addr = "$HTTP_ADDR"
 output = [
-  { name = "source", location = "http://127.0.0.1:${PORT[source]}/write" },
-  { name = "target", location = "http://127.0.0.1:${PORT[target]}/write", spool-size-mb = 4096 },
+  { name = "source", location = "http://127.0.0.1:${HTTP_PORT[source]}/write" },
+  { name = "target", location = "http://127.0.0.1:${HTTP_PORT[target]}/write", spool-size-mb = 4096 },
 ]
 CONF
 "$BIN/influx-relay" -config "$WORK/relay.toml" 2>"$WORK/relay.log" &
@@ -247,8 +214,8 @@ rebuild() { # window chunk-size
     local st r0 s0 t0 b1=0 bt r1 s1 t1 sp0 qsum=0 qn=0 qmax=0 qv
     r0=$(cpu_ticks "$RELAY_PID")
     sp0=$(target_stat spooled_points)
-    s0=$(cpu_ticks "${IPID[source]}")
-    t0=$(cpu_ticks "${IPID[target]}")
+    s0=$(cpu_ticks "${PID[source]}")
+    t0=$(cpu_ticks "${PID[target]}")
     curl -sf -o /dev/null -XPOST \
         "http://$HTTP_ADDR/admin/rebuild?output=target&source=source&since=all&window=$1&chunk-size=$2" \
         || { fail "POST /admin/rebuild refused (window=$1, chunk-size=$2)"; return 1; }
@@ -267,8 +234,8 @@ rebuild() { # window chunk-size
         sleep 0.2
     done
     r1=$(cpu_ticks "$RELAY_PID")
-    s1=$(cpu_ticks "${IPID[source]}")
-    t1=$(cpu_ticks "${IPID[target]}")
+    s1=$(cpu_ticks "${PID[source]}")
+    t1=$(cpu_ticks "${PID[target]}")
     ST=$st
     [ "$(jq -r .state <<<"$st")" = "done" ] || fail "rebuild window=$1 chunk-size=$2 ended $(jq -c '{state, error}' <<<"$st")"
     SECS=$(jq '(.finished_ms - .started_ms) / 1000' <<<"$st")
@@ -333,15 +300,15 @@ fi
 
 # --- verify ---------------------------------------------------------------------------
 say "influx-relay verify --since all --rate 0"
-s0=$(cpu_ticks "${IPID[source]}")
-t0=$(cpu_ticks "${IPID[target]}")
+s0=$(cpu_ticks "${PID[source]}")
+t0=$(cpu_ticks "${PID[target]}")
 v0=$(now_ms)
 vrc=0
 timeout "$(left)" "$BIN/influx-relay" verify --config "$WORK/relay.toml" --since all --rate 0 --json \
     >"$WORK/verify.json" 2>"$WORK/verify.err" || vrc=$?
 vsecs=$(calc '%.3f' "($(now_ms) - $v0) / 1000")
-s1=$(cpu_ticks "${IPID[source]}")
-t1=$(cpu_ticks "${IPID[target]}")
+s1=$(cpu_ticks "${PID[source]}")
+t1=$(cpu_ticks "${PID[target]}")
 if [ "$vrc" != 0 ] || [ "$(jq .identical "$WORK/verify.json")" != true ]; then
     fail "verify exit $vrc: $(head -c 300 "$WORK/verify.json" "$WORK/verify.err")"
 fi

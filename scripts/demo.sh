@@ -65,44 +65,8 @@ free_port() {
 }
 
 # --- two InfluxDB -----------------------------------------------------------------
-declare -A HTTP_PORT PID
-start_influxd() { # name
-    local name=$1 dir="$WORK/$1"
-    mkdir -p "$dir"
-    if [ -z "${HTTP_PORT[$name]:-}" ]; then
-        HTTP_PORT[$name]=$(free_port)
-        cat >"$dir/influxd.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$(free_port)"
-[meta]
-  dir = "$dir/meta"
-[data]
-  dir = "$dir/data"
-  wal-dir = "$dir/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:${HTTP_PORT[$name]}"
-  log-enabled = false
-CONF
-    fi
-    influxd run -config "$dir/influxd.conf" >>"$dir/log" 2>&1 &
-    PID[$name]=$!
-    PIDS+=("$!")
-    for _ in $(seq 100); do
-        # Ours only if it answers as InfluxDB and our process is still alive.
-        if curl -sf -o /dev/null -D - "http://127.0.0.1:${HTTP_PORT[$name]}/ping" 2>/dev/null | grep -qi '^x-influxdb-version' \
-            && kill -0 "${PID[$name]}" 2>/dev/null; then
-            echo "influxd $name on 127.0.0.1:${HTTP_PORT[$name]} (pid ${PID[$name]})"
-            return
-        fi
-        sleep 0.2
-    done
-    echo "error: influxd $name did not start; its log:" >&2
-    tail -20 "$dir/log" >&2
-    exit 1
-}
+# shellcheck source=scripts/influxd-lib.sh
+source scripts/influxd-lib.sh
 q() { # name query
     curl -sf "http://127.0.0.1:${HTTP_PORT[$1]}/query" --data-urlencode "db=demo" --data-urlencode "q=$2"
 }
