@@ -4,17 +4,12 @@
 use super::*;
 
 /// `n ns u us µ ms s m h`, empty = nanoseconds: the spellings InfluxDB accepts for
-/// `precision=`. Kept here so the config does not depend on the scanner's parser.
+/// `precision=`.
 pub(super) fn parse_precision(s: &str) -> Option<Precision> {
-    Some(match s {
-        "" | "n" | "ns" => Precision::Nanoseconds,
-        "u" | "us" | "µ" => Precision::Microseconds,
-        "ms" => Precision::Milliseconds,
-        "s" => Precision::Seconds,
-        "m" => Precision::Minutes,
-        "h" => Precision::Hours,
-        _ => return None,
-    })
+    if s.is_empty() {
+        return Some(Precision::Nanoseconds);
+    }
+    Precision::parse(s)
 }
 
 pub(super) fn non_empty(s: Option<String>) -> Option<String> {
